@@ -1,0 +1,1 @@
+"""Getting audio in: files, the ring buffer, and the microphone."""

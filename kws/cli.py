@@ -1,0 +1,83 @@
+"""The ``kws`` command.
+
+Each subcommand lives in ``kws/commands/<name>.py`` and exposes ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args, config) -> int``. Command modules import nothing
+heavy at module level (TensorFlow and ``train`` only inside ``run``), so ``kws listen``
+starts without them.
+
+Errors the user can act on (``KwsError``) print one line, ``kws: error: ...``, and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from kws import __version__
+from kws.config import Config, load_config
+from kws.errors import KwsError
+
+# name -> module; order is the order of `kws --help`.
+COMMANDS = {
+    "listen": "kws.commands.listen",
+    "devices": "kws.commands.devices",
+    "replay": "kws.commands.replay",
+    "make-stream": "kws.commands.make_stream",
+    "eval-stream": "kws.commands.eval_stream",
+    "bench": "kws.commands.bench",
+    "train": "kws.commands.train",
+    "eval": "kws.commands.eval",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE",
+                        help="config file laid over the defaults (config.yaml)")
+    parser = argparse.ArgumentParser(
+        prog="kws", parents=[common],
+        description="Streaming, offline keyword spotting on Speech Commands words.")
+    parser.add_argument("--version", action="version", version=f"kws {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # command not built into this version
+        cmd = sub.add_parser(name, parents=[common], help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(run=module.run)
+    return parser
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """``--model DIR``, shared by every command that loads a bundle."""
+    parser.add_argument("--model", metavar="DIR",
+                        help="model bundle directory (default: detector.model in the config)")
+
+
+def model_overrides(args: argparse.Namespace) -> dict:
+    """Config overrides for ``--model``; a path on the command line is relative to the cwd."""
+    model = getattr(args, "model", None)
+    return {"detector.model": str(Path(model).resolve()) if model else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config: Config = load_config(args.config)
+        return int(args.run(args, config) or 0)
+    except KwsError as err:
+        print(f"kws: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("kws: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: the reader left, not an error worth a traceback.
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,235 @@
+"""Typed, validated configuration: the one place defaults live is ``config.yaml``.
+
+``load_config()`` reads the packaged ``config.yaml``; ``load_config(path)`` lays another file
+over it (keys left out keep their defaults); ``with_overrides`` lays command-line values over
+that. Every value passes through the same validation, and a bad one raises ``ConfigError``
+with a single line that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kws.errors import KwsError
+
+DEFAULT_CONFIG = (Path(__file__).parent / "config.yaml").resolve()
+
+Pos = Field(gt=0)
+Unit = Field(ge=0, le=1)
+
+
+class ConfigError(KwsError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AudioConfig(_Section):
+    sample_rate: int = Pos
+    clip_seconds: float = Pos
+    block_ms: float = Pos
+    ring_seconds: float = Pos
+
+    @property
+    def clip_samples(self) -> int:
+        return round(self.sample_rate * self.clip_seconds)
+
+    @property
+    def block_samples(self) -> int:
+        return max(1, round(self.sample_rate * self.block_ms / 1000))
+
+
+class FeatureConfig(_Section):
+    kind: Literal["log_mel", "mfcc"]
+    window_ms: float = Pos
+    stride_ms: float = Pos
+    n_mels: int = Pos
+    n_mfcc: int = Pos
+    fmin: float = Field(ge=0)
+    fmax: float = Pos
+
+    @model_validator(mode="after")
+    def _check(self) -> "FeatureConfig":
+        if self.fmin >= self.fmax:
+            raise ValueError(f"fmin ({self.fmin}) must be below fmax ({self.fmax})")
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})")
+        return self
+
+    @property
+    def dim(self) -> int:
+        """Values per feature frame."""
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+
+class DetectorConfig(_Section):
+    model: str
+    hop_ms: float = Pos
+    num_threads: int = Field(ge=1)
+
+
+class PosteriorConfig(_Section):
+    smoothing_ms: float = Field(ge=0)
+    threshold: float = Unit
+    thresholds: dict[str, float] = {}
+    refractory_ms: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PosteriorConfig":
+        for word, value in self.thresholds.items():
+            if not 0 <= value <= 1:
+                raise ValueError(f"thresholds.{word} must be between 0 and 1, got {value}")
+        return self
+
+
+class AugmentConfig(_Section):
+    time_shift_ms: float = Field(ge=0)
+    noise_probability: float = Unit
+    noise_snr_db: tuple[float, float]
+    gain_db: tuple[float, float]
+    silence_rms: tuple[float, float]
+    specaugment_time_masks: int = Field(ge=0)
+    specaugment_time_width: int = Field(ge=0)
+    specaugment_freq_masks: int = Field(ge=0)
+    specaugment_freq_width: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "AugmentConfig":
+        for name in ("noise_snr_db", "gain_db", "silence_rms"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"{name} must be [low, high] with low <= high, got [{low}, {high}]")
+        return self
+
+
+class TrainConfig(_Section):
+    data: str | None
+    arch: Literal["cnn", "lstm", "bilstm", "dscnn"]
+    bilstm_merge: Literal["concat", "sum", "mul", "ave"]
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    clips_per_class: int = Field(ge=1)
+    learning_rate: float = Pos
+    warmup_epochs: int = Field(ge=0)
+    patience: int = Field(ge=1)
+    seed: int
+    silence_fraction: float = Unit
+    unknown_fraction: float = Unit
+    augment: AugmentConfig
+
+
+class StreamConfig(_Section):
+    gap_seconds: tuple[float, float]
+    unknown_fraction: float = Unit
+    snr_db: float
+    tolerance_ms: float = Field(ge=0)
+
+
+class Config(_Section):
+    audio: AudioConfig
+    features: FeatureConfig
+    words: list[str] = Field(min_length=1)
+    detector: DetectorConfig
+    posterior: PosteriorConfig
+    train: TrainConfig
+    stream: StreamConfig
+    # Directory that relative paths in the file (the model) are taken from.
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Config":
+        stride = self.features.stride_ms
+        ratio = self.detector.hop_ms / stride
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ValueError(f"detector.hop_ms ({self.detector.hop_ms}) must be a multiple of "
+                             f"features.stride_ms ({stride})")
+        if len(set(self.words)) != len(self.words):
+            raise ValueError("words must not repeat")
+        return self
+
+    @property
+    def model_path(self) -> Path:
+        return (self.base_dir / self.detector.model).resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data.pop("base_dir")
+        return data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "thresholds":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror or err})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def _validate(data: dict, source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "config"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif isinstance(first.get("input"), bool):
+            message += " (YAML reads bare yes/no/on/off as true/false: quote them)"
+        raise ConfigError(f"{source}: {key}: {message}") from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load the defaults, with the file at ``path`` (if any) laid over them."""
+    data = _read_yaml(DEFAULT_CONFIG)
+    base_dir = DEFAULT_CONFIG.parent
+    source = str(DEFAULT_CONFIG)
+    if path is not None:
+        path = Path(path)
+        data = _merge(data, _read_yaml(path))
+        base_dir = path.resolve().parent
+        source = str(path)
+    return _validate({**data, "base_dir": base_dir}, source)
+
+
+def with_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Return ``config`` with dotted keys (``"detector.hop_ms"``) replaced and re-validated.
+
+    ``None`` values are skipped, so unset command-line flags can be passed straight through.
+    """
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return _validate(data, "command line")
