@@ -1,0 +1,60 @@
+"""Config: defaults load, files lay over them, bad values give one line naming the key."""
+
+import pytest
+
+from kws.config import ConfigError, load_config, with_overrides
+from conftest import run_kws
+
+
+def test_defaults_are_the_documented_ones():
+    config = load_config()
+    assert config.audio.sample_rate == 16000
+    assert (config.features.window_ms, config.features.stride_ms) == (30, 10)
+    assert config.audio.clip_seconds == 1.0
+    assert config.words == ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+    assert config.model_path.name == "default"
+
+
+def test_file_overrides_only_its_keys(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("features:\n  kind: mfcc\ndetector:\n  hop_ms: 30\n")
+    config = load_config(path)
+    assert config.features.kind == "mfcc" and config.features.n_mels == 40
+    assert config.detector.hop_ms == 30
+    # Relative model paths follow the file that names them.
+    path.write_text("detector:\n  model: elsewhere/m\n")
+    assert load_config(path).model_path == (tmp_path / "elsewhere/m").resolve()
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"features.window_ms": -3}, "features.window_ms"),
+    ({"features.kind": "fft"}, "features.kind"),
+    ({"features.fmin": 9000.0}, "fmin"),
+    ({"detector.hop_ms": 15}, "stride_ms"),
+    ({"posterior.threshold": 1.5}, "posterior.threshold"),
+    ({"posterior.thresholds": {"on": 2}}, "thresholds.on"),
+])
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        with_overrides(load_config(), override)
+    message = str(err.value)
+    assert key in message and "\n" not in message
+
+
+def test_unknown_key_and_unquoted_yes(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("audio:\n  sample_rte: 8000\n")
+    with pytest.raises(ConfigError, match=r"audio\.sample_rte: unknown key"):
+        load_config(path)
+    path.write_text("words: [yes, no]\n")
+    with pytest.raises(ConfigError, match="quote"):
+        load_config(path)
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("features:\n  n_mels: zero\n")
+    result = run_kws("--config", str(path), "replay", "x.wav", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "features.n_mels" in result.stderr and "Traceback" not in result.stderr
