@@ -1,0 +1,132 @@
+"""From per-hop class posteriors to detection events: smoothing, thresholds, refractory time.
+
+``Posterior`` = ``Smoother`` (moving average of the classifier's posteriors over the last few
+hops) followed by ``Trigger`` (the decision). Both are pure: no clocks, no audio, the caller
+passes stream time. ``kws eval-stream`` records the smoothed scores of one replay and runs
+``Trigger`` alone over them for every threshold of its table.
+
+The trigger rule, per hop, on the smoothed scores:
+
+- a word fires when its score reaches its threshold; if several do, the highest score wins;
+- ``_silence_`` and ``_unknown_`` are never reported;
+- after a detection nothing fires for ``refractory_ms``, and a word still above its threshold
+  when that time ends does not fire either (a 1-second window sees one utterance for about a
+  second; in that time a confusable word, ``off`` read as ``up`` while only its vowel is in
+  the window, must not become a second detection);
+- a word that fired is disarmed until its own score falls below its threshold: a long or
+  slowly decaying utterance stays above threshold for longer than any fixed refractory time,
+  yet must still give one detection.
+
+Compared with TensorFlow's ``RecognizeCommands`` (``label_wav``/``test_streaming_accuracy``):
+it never reports the label that fired last until a *different* label has fired, so "stop ...
+stop" said twice in a quiet room is one detection if silence never scores above threshold in
+between, and in steady background noise (a fan, a TV) that is the usual case. Users repeat
+commands ("next, next", "stop" again because the first was not acted on), so here a word
+re-arms as soon as its own score drops, whatever else wins meanwhile; the refractory time and
+the re-arming rule together still give one detection per utterance.
+
+Thresholds: a word's threshold comes from ``posterior.thresholds`` in the config (the user's
+explicit choice), else from the bundle (tuned for that model), else ``posterior.threshold``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kws.config import Config, PosteriorConfig
+from kws.bundle import NON_WORDS
+
+
+def word_thresholds(words: list[str], bundle_thresholds: dict[str, float],
+                    config: PosteriorConfig) -> dict[str, float]:
+    """Each reportable word's threshold: config per-word, then the bundle's, then the default."""
+    return {w: config.thresholds.get(w, bundle_thresholds.get(w, config.threshold)) for w in words}
+
+
+def uniform_threshold(config: Config, words: list[str], value: float | None) -> Config:
+    """``config`` with every word's threshold set to ``value`` (``--threshold``); None: unchanged."""
+    if value is None:
+        return config
+    from kws.config import with_overrides
+
+    return with_overrides(config, {"posterior.thresholds": {w: value for w in words}})
+
+
+def hops_for(ms: float, hop_ms: float) -> int:
+    """How many hops span ``ms`` (at least one)."""
+    return max(1, round(ms / hop_ms))
+
+
+class Smoother:
+    """Moving average of the last ``length`` posterior vectors (fewer at the start)."""
+
+    def __init__(self, num_classes: int, length: int):
+        self._history = np.zeros((length, num_classes), dtype=np.float64)
+        self._sum = np.zeros(num_classes, dtype=np.float64)
+        self._count = 0
+
+    def update(self, probs: np.ndarray) -> np.ndarray:
+        """Add one posterior vector; return the current average (a fresh array)."""
+        slot = self._count % len(self._history)
+        # Subtract the leaving row, add the new one: O(classes) per hop whatever the length.
+        self._sum += probs - self._history[slot]
+        self._history[slot] = probs
+        self._count += 1
+        return (self._sum / min(self._count, len(self._history))).astype(np.float32)
+
+
+class Trigger:
+    """The decision rule of the module docstring, over smoothed scores.
+
+    ``thresholds`` has one entry per class; ``inf`` for classes that are never reported.
+    """
+
+    def __init__(self, thresholds: np.ndarray, refractory: float):
+        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.refractory = refractory
+        self._armed = np.ones(len(self.thresholds), dtype=bool)
+        self._last = -math.inf
+
+    def update(self, scores: np.ndarray, time: float) -> int | None:
+        """The index of the class that fires at ``time`` (seconds), or None."""
+        over = scores >= self.thresholds
+        if time - self._last < self.refractory:
+            # Whatever scores high this soon belongs to the utterance that just fired.
+            self._armed = ~over
+            return None
+        self._armed |= ~over
+        over &= self._armed
+        if not over.any():
+            return None
+        best = int(np.argmax(np.where(over, scores, -np.inf)))
+        self._armed[best] = False
+        self._last = time
+        return best
+
+
+class Posterior:
+    """Smoothing then triggering; ``update`` turns one hop's posteriors into ``(word, score)``."""
+
+    def __init__(self, labels: list[str], thresholds: dict[str, float], smoothing_hops: int,
+                 refractory: float):
+        self.labels = labels
+        self.smoother = Smoother(len(labels), smoothing_hops)
+        self.trigger = Trigger(np.array([thresholds.get(label, math.inf) for label in labels]),
+                               refractory)
+        self.smoothed = np.zeros(len(labels), dtype=np.float32)  # after the last update
+
+    @classmethod
+    def from_config(cls, labels: list[str], bundle_thresholds: dict[str, float],
+                    config: Config) -> "Posterior":
+        words = [label for label in labels if label not in NON_WORDS]
+        post = config.posterior
+        return cls(labels, word_thresholds(words, bundle_thresholds, post),
+                   hops_for(post.smoothing_ms, config.detector.hop_ms), post.refractory_ms / 1000)
+
+    def update(self, probs: np.ndarray, time: float) -> tuple[str, float] | None:
+        """Feed one hop; return ``(word, smoothed score)`` if a word fires at ``time``."""
+        self.smoothed = self.smoother.update(probs)
+        best = self.trigger.update(self.smoothed, time)
+        return None if best is None else (self.labels[best], float(self.smoothed[best]))
