@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -35,19 +36,56 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     are accepted, at any rate and channel count. Raises ``AudioFileError`` (one line naming
     the file) for a missing, empty, unreadable or non-finite file.
     """
+    with _open(path) as f:
+        samples, rate = _checked(path, f, -1), f.samplerate
+    return resample(to_mono(samples), rate, sample_rate)
+
+
+def read_blocks(path: str | Path, block_ms: float) -> tuple[int, int, Iterator[np.ndarray]]:
+    """Stream a file as float32 mono blocks of ``block_ms`` at its own rate, in fixed memory.
+
+    Returns ``(rate, total frames, blocks)``. Opening errors are raised here, read errors
+    while iterating; both are ``AudioFileError`` as in ``read_audio``.
+    """
+    f = _open(path)
+    size = max(1, round(f.samplerate * block_ms / 1000))
+
+    def blocks() -> Iterator[np.ndarray]:
+        with f:
+            while len(block := _checked(path, f, size)):
+                yield to_mono(block)
+
+    return f.samplerate, f.frames, blocks()
+
+
+def _open(path: str | Path) -> sf.SoundFile:
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"{path}: no such file")
     try:
-        samples, rate = sf.read(path, dtype="float32", always_2d=True)
+        f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:
-        reason = str(err).split("\n")[0].removeprefix(f"Error opening {str(path)!r}: ")
-        raise AudioFileError(f"{path}: not a readable audio file ({reason})") from None
-    if samples.shape[0] == 0:
+        raise _unreadable(path, err) from None
+    if f.frames == 0:
+        f.close()
         raise AudioFileError(f"{path}: contains no audio samples")
+    return f
+
+
+def _checked(path: str | Path, f: sf.SoundFile, frames: int) -> np.ndarray:
+    """Read ``frames`` (-1: all the rest) as float32 ``(n, channels)``; reject bad samples."""
+    try:
+        samples = f.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:
+        raise _unreadable(path, err) from None
     if not np.isfinite(samples).all():
         raise AudioFileError(f"{path}: contains NaN or infinite samples")
-    return resample(to_mono(samples), rate, sample_rate)
+    return samples
+
+
+def _unreadable(path: str | Path, err: Exception) -> AudioFileError:
+    reason = str(err).split("\n")[0].removeprefix(f"Error opening {str(path)!r}: ")
+    return AudioFileError(f"{path}: not a readable audio file ({reason})")
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:

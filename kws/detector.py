@@ -1,0 +1,204 @@
+"""The streaming detector: audio in, ``Detection`` events out. ``listen`` and ``replay`` share it.
+
+Two sides, as with a sound card: the producer (the audio callback, or replay pushing a file in
+sound-card-sized chunks) only calls ``write``, which copies into a ring buffer and nothing
+else; the consumer calls ``process`` (in its own thread for a microphone), which drains the
+ring and runs the stages::
+
+    SampleSource   ring buffer; resampling to the model's rate when the input rate differs
+    FeatureWindow  incremental features (only the frames new samples complete) kept in a
+                   preallocated ring of the latest one-second window
+    Classifier     LiteRT over that window, every ``detector.hop_ms``
+    Posterior      smoothing, thresholds, refractory time (``kws.posterior``)
+
+Every stage is a public attribute, so the benchmark can time one on its own; setting
+``Detector.timings`` to a ``StageTimings`` records each stage's cost inside ``process`` too.
+Detections are deterministic in the audio: they do not depend on how it was chunked.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from kws.audio.ring import RingBuffer
+from kws.bundle import Bundle, BundleError, check_compatible
+from kws.config import Config
+from kws.features import FrontEnd
+from kws.posterior import Posterior
+
+
+@dataclass(frozen=True)
+class Detection:
+    time: float  # stream seconds at which the detection fired (end of the audio consumed so far)
+    word: str
+    score: float
+
+
+@dataclass
+class StageTimings:
+    """Seconds spent per stage: features per ``process`` call, classifier and posterior per hop."""
+
+    features: list[float] = field(default_factory=list)
+    classifier: list[float] = field(default_factory=list)
+    posterior: list[float] = field(default_factory=list)
+
+
+class SampleSource:
+    """The ring buffer between the two sides, and consumer-side resampling.
+
+    Resampling happens here, when the consumer reads, never in the producer's callback.
+    """
+
+    def __init__(self, capacity: int, input_rate: int, rate: int):
+        self.ring = RingBuffer(capacity)
+        self._buffer = np.zeros(capacity, dtype=np.float32)
+        self._resampler = None
+        if input_rate != rate:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(input_rate, rate, 1, dtype="float32")
+
+    def write(self, chunk: np.ndarray) -> None:
+        self.ring.write(chunk)
+
+    def read(self) -> np.ndarray:
+        """Everything waiting, at the model's rate (a view, valid until the next read)."""
+        n = self.ring.read_into(self._buffer)
+        samples = self._buffer[:n]
+        if self._resampler is not None and n:
+            samples = self._resampler.resample_chunk(samples)
+        return samples
+
+
+class FeatureWindow:
+    """Feature frames of the stream so far, and the latest ``frames``-frame window.
+
+    The window lives in a preallocated ``(2 * frames, dim)`` array in which every frame is
+    stored twice, ``frames`` rows apart, so the latest window is always one contiguous slice:
+    appending a frame costs two row copies, and nothing is shifted or recomputed.
+    """
+
+    def __init__(self, frontend: FrontEnd, frames: int, hop_frames: int):
+        self.frontend = frontend
+        self.frames = frames
+        self.hop_frames = hop_frames
+        self.stream = frontend.stream()
+        self._rows = np.zeros((2 * frames, frontend.dim), dtype=np.float32)
+        self.count = 0  # frames seen since the start of the stream
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Features ``(k, dim)`` of the frames that ``samples`` complete."""
+        return self.stream.push(samples)
+
+    def append(self, frame: np.ndarray) -> bool:
+        """Add one frame; return whether a classification is due (a full window, on a hop)."""
+        slot = self.count % self.frames
+        self._rows[slot] = frame
+        self._rows[slot + self.frames] = frame
+        self.count += 1
+        return self.count >= self.frames and (self.count - self.frames) % self.hop_frames == 0
+
+    @property
+    def window(self) -> np.ndarray:
+        """The latest ``(frames, dim)`` features, oldest first (a view)."""
+        start = self.count % self.frames
+        return self._rows[start:start + self.frames]
+
+    @property
+    def end_time(self) -> float:
+        """Stream seconds at the end of the last frame's samples."""
+        fe = self.frontend
+        return ((self.count - 1) * fe.hop + fe.window) / fe.sample_rate
+
+
+class Detector:
+    """Ring buffer -> features -> classifier every hop -> posterior -> ``Detection``s."""
+
+    def __init__(self, bundle: Bundle, config: Config, input_rate: int | None = None):
+        check_compatible(bundle, config)
+        rate = config.audio.sample_rate
+        self.input_rate = input_rate or rate
+        self.source = SampleSource(max(1, round(config.audio.ring_seconds * self.input_rate)),
+                                   self.input_rate, rate)
+        frontend = bundle.frontend()
+        self.classifier = bundle.classifier(config.detector.num_threads)
+        frames = frontend.num_frames(config.audio.clip_samples)
+        if self.classifier.input_shape != (frames, frontend.dim) or \
+                self.classifier.num_classes != len(bundle.labels):
+            raise BundleError(f"{bundle.path}: model takes {self.classifier.input_shape} -> "
+                              f"{self.classifier.num_classes} classes, but the bundle describes "
+                              f"{(frames, frontend.dim)} -> {len(bundle.labels)}")
+        hop_frames = round(config.detector.hop_ms / config.features.stride_ms)
+        self.features = FeatureWindow(frontend, frames, hop_frames)
+        self.posterior = Posterior.from_config(bundle.labels, bundle.thresholds, config)
+        self.thresholds = {label: float(t) for label, t in
+                           zip(bundle.labels, self.posterior.trigger.thresholds) if np.isfinite(t)}
+        self.timings: StageTimings | None = None
+        # Called every hop with (stream seconds, smoothed posteriors): eval-stream records them.
+        self.on_hop: Callable[[float, np.ndarray], None] | None = None
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Producer side: copy ``chunk`` (1-D float32) into the ring; never blocks or allocates."""
+        self.source.write(chunk)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep until samples are waiting (or ``timeout`` seconds pass); return whether any are."""
+        return self.source.ring.wait(timeout)
+
+    @property
+    def lost_samples(self) -> int:
+        """Samples dropped because the consumer fell behind."""
+        return self.source.ring.lost
+
+    def process(self) -> list[Detection]:
+        """Consumer side: drain the ring, classify every hop it completes; return new detections."""
+        timings = self.timings
+        start = _time.perf_counter()
+        frames = self.features.push(self.source.read())
+        if timings is not None:
+            timings.features.append(_time.perf_counter() - start)
+        found = []
+        for frame in frames:
+            if not self.features.append(frame):
+                continue
+            now = self.features.end_time
+            if timings is None:
+                fired = self.posterior.update(self.classifier(self.features.window), now)
+            else:
+                t0 = _time.perf_counter()
+                probs = self.classifier(self.features.window)
+                t1 = _time.perf_counter()
+                fired = self.posterior.update(probs, now)
+                timings.classifier.append(t1 - t0)
+                timings.posterior.append(_time.perf_counter() - t1)
+            if self.on_hop is not None:
+                self.on_hop(now, self.posterior.smoothed)
+            if fired is not None:
+                found.append(Detection(now, *fired))
+        return found
+
+
+def replay(detector: Detector, blocks: Iterable[np.ndarray],
+           realtime: bool = False) -> Iterator[Detection]:
+    """Push audio blocks through the microphone's path: ``write`` each, then ``process``.
+
+    With ``realtime``, each block is written when a sound card would have delivered it.
+    """
+    started = _time.monotonic()
+    delivered = 0
+    for block in blocks:
+        if realtime:
+            delivered += len(block)
+            _time.sleep(max(0.0, started + delivered / detector.input_rate - _time.monotonic()))
+        detector.write(block)
+        yield from detector.process()
+
+
+def chunks(samples: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """``samples`` in consecutive pieces of ``size`` (the last may be shorter)."""
+    for start in range(0, len(samples), size):
+        yield samples[start:start + size]
