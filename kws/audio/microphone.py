@@ -1,0 +1,158 @@
+"""Live capture: pick an input device, open it, and hand each block to the detector's ring.
+
+``sounddevice`` is imported on first use, not at module import: it loads PortAudio, which may
+be missing (``kws replay`` must work without it), and it enumerates devices once, at import,
+so the audio server's address (``PULSE_SERVER``) must be set before that moment.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from kws.errors import KwsError
+
+
+class MicrophoneError(KwsError):
+    """No usable input device: PortAudio missing, no device, bad ``--device``, or it went away."""
+
+
+def import_sounddevice():
+    """The ``sounddevice`` module, or a ``MicrophoneError`` saying how to install PortAudio."""
+    try:
+        import sounddevice
+    except OSError as err:  # sounddevice raises OSError('PortAudio library not found')
+        raise MicrophoneError(f"cannot use the sound card: {err} "
+                              "(install it with `apt-get install libportaudio2`)") from None
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    host_api: str
+    channels: int
+    default_rate: int
+    is_default: bool
+
+    def __str__(self) -> str:
+        return f"[{self.index}] {self.name} ({self.host_api})"
+
+
+def input_devices() -> list[InputDevice]:
+    """Every device with at least one input channel, in PortAudio's order; none is an error."""
+    sd = import_sounddevice()
+    default = sd.default.device[0]
+    devices = [InputDevice(index=info["index"], name=info["name"],
+                           host_api=sd.query_hostapis(info["hostapi"])["name"],
+                           channels=info["max_input_channels"],
+                           default_rate=int(info["default_samplerate"]),
+                           is_default=info["index"] == default)
+               for info in sd.query_devices() if info["max_input_channels"] > 0]
+    if not devices:
+        raise MicrophoneError("no input device found (is a microphone connected and the audio "
+                              "server running?)")
+    return devices
+
+
+def find_input_device(query: str | None = None) -> InputDevice:
+    """The device ``query`` names (an index, or a case-insensitive name substring); default: the
+    system's default input. An exact name wins over substrings, so ``pulse`` is not ambiguous
+    just because another device is called ``pulse monitor``."""
+    devices = input_devices()
+    if query is None:
+        chosen = [d for d in devices if d.is_default]
+        if not chosen:
+            raise MicrophoneError("no default input device; choose one with --device "
+                                  "(see `kws devices`)")
+        return chosen[0]
+    if query.strip().isdigit():
+        chosen = [d for d in devices if d.index == int(query)]
+        if not chosen:
+            raise MicrophoneError(f"--device {query}: no input device with that index "
+                                  "(see `kws devices`)")
+        return chosen[0]
+    wanted = query.lower()
+    exact = [d for d in devices if d.name.lower() == wanted]
+    matches = exact or [d for d in devices if wanted in d.name.lower()]
+    if not matches:
+        raise MicrophoneError(f"--device {query!r}: no input device matches (see `kws devices`)")
+    if len(matches) > 1:
+        names = ", ".join(str(d) for d in matches)
+        raise MicrophoneError(f"--device {query!r} matches several input devices: {names}")
+    return matches[0]
+
+
+def capture_rate(device: InputDevice, wanted: int) -> int:
+    """``wanted`` if the device records mono at that rate, else the device's own default rate
+    (the detector then resamples)."""
+    sd = import_sounddevice()
+    try:
+        sd.check_input_settings(device=device.index, channels=1, dtype="float32",
+                                samplerate=wanted)
+    except sd.PortAudioError:
+        return device.default_rate
+    return wanted
+
+
+class Microphone:
+    """A mono float32 input stream whose callback passes each block to ``write``.
+
+    The callback runs on PortAudio's audio thread, which must never wait: it counts overflows
+    the driver reports and calls ``write`` (a ring-buffer copy), nothing else. Everything
+    else happens on the thread that polls ``device_lost`` and drains the ring.
+    """
+
+    def __init__(self, device: InputDevice, rate: int, block_samples: int,
+                 write: Callable[[np.ndarray], object]):
+        sd = import_sounddevice()
+        self.device = device
+        self.rate = rate
+        self.overflows = 0  # callbacks whose status said the driver dropped input
+        self._write = write
+        self._finished = threading.Event()
+        self._closing = False
+        self._portaudio_error = sd.PortAudioError
+        try:
+            self._stream = sd.InputStream(samplerate=rate, blocksize=block_samples,
+                                          device=device.index, channels=1, dtype="float32",
+                                          callback=self._callback,
+                                          finished_callback=self._finished.set)
+        except (sd.PortAudioError, ValueError) as err:
+            raise self._error("open", err) from None
+
+    def _error(self, action: str, err: Exception) -> MicrophoneError:
+        return MicrophoneError(f"cannot {action} input device {self.device} at {self.rate} Hz: "
+                               f"{str(err).splitlines()[0]}")
+
+    def _callback(self, indata: np.ndarray, frames: int, time, status) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        self._write(indata[:, 0])
+
+    @property
+    def device_lost(self) -> bool:
+        """The stream ended without being asked to: the device was unplugged or the audio
+        server went away."""
+        return self._finished.is_set() and not self._closing
+
+    def start(self) -> None:
+        try:
+            self._stream.start()
+        except self._portaudio_error as err:
+            raise self._error("start", err) from None
+
+    def close(self) -> None:
+        self._closing = True
+        self._stream.close(ignore_errors=True)
+
+    def __enter__(self) -> "Microphone":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

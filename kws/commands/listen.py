@@ -1,0 +1,263 @@
+"""``kws listen``: detect keywords from a microphone, live, until Ctrl-C (or ``--duration``).
+
+Two threads. PortAudio's audio thread runs ``Microphone``'s callback, which only copies each
+block into the detector's ring buffer. This (main) thread sleeps on the ring, runs the
+detector on what arrived, prints detections, starts ``--exec`` commands, draws the meter and
+watches for lost audio and a vanished device. Nothing here can make the audio thread wait:
+if processing falls behind, the ring drops samples and they are counted and reported.
+
+stdout carries only detections (a line, or a JSON object with ``--json``), flushed one by one
+so a pipe sees each at once; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from typing import Iterator
+
+import numpy as np
+
+from kws.audio.microphone import Microphone, MicrophoneError, capture_rate, find_input_device
+from kws.audio.ring import RingBuffer
+from kws.bundle import load_bundle
+from kws.cli import add_model_argument, model_overrides
+from kws.config import Config, with_overrides
+
+HELP = "detect keywords from the microphone, one line per detection"
+
+POLL_SECONDS = 0.1  # longest sleep between checks for a stop, a lost device or lost audio
+WARN_EVERY = 1.0  # seconds; lost-audio warnings are not repeated faster than this
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("--device", metavar="DEVICE",
+                        help="input device: index or part of its name (see `kws devices`; "
+                             "default: the system's default input)")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per detection on stdout, as `kws replay --json`")
+    parser.add_argument("--exec", metavar="CMD", dest="exec_command",
+                        help="run CMD through the shell for each detection, with KWS_WORD, "
+                             "KWS_SCORE and KWS_TIME in its environment (its output goes to "
+                             "stderr)")
+    parser.add_argument("--meter", action="store_true",
+                        help="draw a live input level meter on stderr (when stdout is a terminal)")
+    parser.add_argument("--duration", type=_positive, metavar="SECONDS",
+                        help="stop by itself after this many seconds")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from kws.detector import Detector
+
+    config = with_overrides(config, model_overrides(args))
+    bundle = load_bundle(config.model_path, config)
+    device = find_input_device(args.device)
+    rate = capture_rate(device, config.audio.sample_rate)
+    detector = Detector(bundle, config, input_rate=rate)
+    meter = Meter(rate) if args.meter and sys.stdout.isatty() else None
+    write = detector.write if meter is None else meter.tee(detector.write)
+    microphone = Microphone(device, rate, max(1, round(rate * config.audio.block_ms / 1000)),
+                            write)
+    resampled = "" if rate == config.audio.sample_rate else \
+        f", resampled to {config.audio.sample_rate} Hz"
+    _note(f"input: {device}, {rate} Hz{resampled}")
+    _note(f"model: {bundle.path}")
+    _note("words: " + ", ".join(f"{w} ({t:.2f})" for w, t in detector.thresholds.items()))
+    report = Report(json_lines=args.json, command=args.exec_command)
+    listen(detector, microphone, report, meter=meter, duration=args.duration)
+    return 0
+
+
+def _note(text: str) -> None:
+    print(f"kws: {text}", file=sys.stderr, flush=True)
+
+
+def listen(detector, microphone: Microphone, report: "Report", meter: "Meter | None" = None,
+           duration: float | None = None) -> None:
+    """Run until SIGINT/SIGTERM, ``duration`` seconds, or the device goes away (an error)."""
+    losses = LossWatch(detector, microphone)
+    with _stop_on_signals() as stop, microphone:
+        started = time.monotonic()
+        report.start()
+        _note(f"listening on {microphone.device} (Ctrl-C to stop)")
+        try:
+            while not stop.is_set():
+                detector.wait(POLL_SECONDS)
+                for detection in detector.process():
+                    if meter:
+                        meter.clear()
+                    report.detection(detection)
+                if microphone.device_lost:
+                    raise MicrophoneError(f"input device {microphone.device} stopped delivering "
+                                          "audio (unplugged, or the audio server went away)")
+                if duration is not None and time.monotonic() - started >= duration:
+                    break
+                losses.check()
+                report.reap()
+                if meter:
+                    meter.draw()
+        finally:
+            if meter:
+                meter.clear()
+    # The stream is closed: what is still in the ring is the last of the audio.
+    for detection in detector.process():
+        report.detection(detection)
+    report.finish()
+    _note(f"stopped after {time.monotonic() - started:.1f} s: {report.count} detection"
+          f"{'' if report.count == 1 else 's'}, {losses.summary()}")
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C or SIGTERM, so either ends listening cleanly with exit 0."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class LossWatch:
+    """Counts audio lost to input overflows (the driver) and to a full ring (processing fell
+    behind), and warns on stderr when either grows, at most every ``WARN_EVERY`` seconds."""
+
+    def __init__(self, detector, microphone: Microphone):
+        self._detector = detector
+        self._microphone = microphone
+        self._reported = (0, 0)
+        self._last_warning = -math.inf
+
+    def _counts(self) -> tuple[int, int]:
+        return self._detector.lost_samples, self._microphone.overflows
+
+    def check(self) -> None:
+        counts = self._counts()
+        now = time.monotonic()
+        if counts != self._reported and now - self._last_warning >= WARN_EVERY:
+            _note(f"warning: {self.summary()} so far; still listening")
+            self._reported, self._last_warning = counts, now
+
+    def summary(self) -> str:
+        lost, overflows = self._counts()
+        text = f"{lost} sample{'' if lost == 1 else 's'} lost"
+        if overflows:
+            text += f" ({overflows} input overflow{'' if overflows == 1 else 's'})"
+        return text
+
+
+class Report:
+    """Where detections go: stdout (a line or JSON) and, with ``command``, a shell command.
+
+    Commands are started, never waited for, on this thread; finished ones are reaped on each
+    pass of the loop and a failure is reported on stderr.
+    """
+
+    def __init__(self, json_lines: bool = False, command: str | None = None):
+        self.json_lines = json_lines
+        self.command = command
+        self.count = 0
+        self._started = time.time()
+        self._children: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        """Stream time 0 (the first sample) is now, on the wall clock."""
+        self._started = time.time()
+
+    def detection(self, detection) -> None:
+        self.count += 1
+        if self.json_lines:
+            line = json.dumps({"time": round(detection.time, 3), "word": detection.word,
+                               "score": round(detection.score, 3)})
+        else:
+            clock = datetime.fromtimestamp(self._started + detection.time)
+            line = f"{clock:%H:%M:%S}.{clock.microsecond // 1000:03d}  {detection.word}  " \
+                   f"{detection.score:.2f}"
+        print(line, flush=True)
+        if self.command:
+            self._spawn(detection)
+
+    def _spawn(self, detection) -> None:
+        env = {**os.environ, "KWS_WORD": detection.word, "KWS_SCORE": f"{detection.score:.3f}",
+               "KWS_TIME": f"{detection.time:.3f}"}
+        try:
+            # Its stdout goes to our stderr: stdout carries detections only.
+            self._children.append(subprocess.Popen(self.command, shell=True, env=env,
+                                                   stdin=subprocess.DEVNULL, stdout=sys.stderr))
+        except OSError as err:
+            _note(f"warning: --exec: cannot run {self.command!r} ({err.strerror or err})")
+
+    def reap(self) -> None:
+        for child in [c for c in self._children if c.poll() is not None]:
+            self._children.remove(child)
+            if child.returncode != 0:
+                _note(f"warning: --exec command exited with status {child.returncode}")
+
+    def finish(self, grace: float = 2.0) -> None:
+        """Give running commands ``grace`` seconds to end; the rest keep running on their own."""
+        deadline = time.monotonic() + grace
+        while self._children and time.monotonic() < deadline:
+            time.sleep(0.02)
+            self.reap()
+
+
+class Meter:
+    """A live input level bar on stderr, fed by its own small ring so the audio callback
+    still only copies."""
+
+    WIDTH = 40
+    FLOOR_DB = -60.0
+
+    def __init__(self, rate: int):
+        self._ring = RingBuffer(rate)  # one second: the meter reads every POLL_SECONDS
+        self._scratch = np.zeros(rate, dtype=np.float32)
+        self._shown = False
+        self._drawn_at = -math.inf
+
+    def tee(self, write):
+        """A ``write`` that feeds both ``write`` and this meter."""
+        def both(samples: np.ndarray) -> None:
+            write(samples)
+            self._ring.write(samples)
+        return both
+
+    def draw(self) -> None:
+        """Redraw with the level since the last redraw, at most every ``POLL_SECONDS``."""
+        if time.monotonic() - self._drawn_at < POLL_SECONDS:
+            return
+        n = self._ring.read_into(self._scratch)
+        if not n:
+            return
+        self._drawn_at = time.monotonic()
+        rms = float(np.sqrt(np.mean(np.square(self._scratch[:n], dtype=np.float64))))
+        db = max(self.FLOOR_DB, 20 * math.log10(max(rms, 1e-10)))
+        filled = round(self.WIDTH * (1 - db / self.FLOOR_DB))
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        sys.stderr.write(f"\r  level {db:6.1f} dBFS  [{bar}]")
+        sys.stderr.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._shown = False

@@ -1,0 +1,248 @@
+"""Capture without a sound card: a fake ``sounddevice`` drives the real callback path.
+
+PulseAudio never loses input (a stalled reader just blocks the server), so overflows, a
+consumer that falls behind and a device that vanishes are all staged here with a fake stream.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from kws.audio import microphone
+from kws.audio.microphone import (Microphone, MicrophoneError, capture_rate, find_input_device,
+                                  import_sounddevice)
+from kws.audio.ring import RingBuffer
+from kws.commands.listen import Report, listen
+
+BLOCK = 160
+
+
+class FakeFlags:
+    """``sounddevice.CallbackFlags``, as far as the callback reads it."""
+
+    def __init__(self, input_overflow: bool = False):
+        self.input_overflow = input_overflow
+
+
+class FakeStream:
+    """``sounddevice.InputStream``: ``start`` plays ``fake.script`` through the callback from a
+    thread of its own, as PortAudio would; ``(block, overflow, pause_s)`` per callback."""
+
+    def __init__(self, fake: "FakeSounddevice", *, samplerate, blocksize, device, channels, dtype,
+                 callback, finished_callback):
+        assert (channels, dtype, blocksize) == (1, "float32", fake.expect_block)
+        fake.opened.append({"rate": samplerate, "device": device})
+        self._fake = fake
+        self._callback = callback
+        self._finished = finished_callback
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._play, daemon=True)
+
+    def _play(self) -> None:
+        for block, overflow, pause in self._fake.script:
+            if self._closed.is_set():
+                return
+            self._callback(block.reshape(-1, 1), len(block), None, FakeFlags(overflow))
+            time.sleep(pause)
+        if self._fake.vanish:
+            self._finished()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, ignore_errors: bool = True) -> None:
+        self._closed.set()
+        self._thread.join()
+        self._finished()  # PortAudio calls it whenever a stream stops, asked to or not
+
+
+class FakeSounddevice:
+    """The parts of the ``sounddevice`` module that ``kws.audio.microphone`` uses."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self, names=("Built-in Mic", "USB Mic", "USB Mic 2"), default=0,
+                 rates=(16000,), script=(), vanish=False):
+        self.names = names
+        self.default = type("default", (), {"device": [default, default]})
+        self.rates = rates
+        self.script = list(script)
+        self.vanish = vanish
+        self.expect_block = BLOCK
+        self.opened: list[dict] = []
+
+    def query_devices(self):
+        return [{"index": i, "name": n, "hostapi": 0, "max_input_channels": 1,
+                 "default_samplerate": 48000.0} for i, n in enumerate(self.names)]
+
+    def query_hostapis(self, index):
+        return {"name": "Fake"}
+
+    def check_input_settings(self, device, channels, dtype, samplerate):
+        if samplerate not in self.rates:
+            raise self.PortAudioError("Invalid sample rate")
+
+    def InputStream(self, **kwargs):  # noqa: N802 (sounddevice's name)
+        return FakeStream(self, **kwargs)
+
+
+@pytest.fixture
+def fake_sd(monkeypatch):
+    """Install a ``FakeSounddevice``; tests adjust its attributes before opening a stream."""
+    fake = FakeSounddevice()
+    monkeypatch.setattr(microphone, "import_sounddevice", lambda: fake)
+    return fake
+
+
+def test_device_by_default_index_and_name(fake_sd):
+    assert find_input_device().name == "Built-in Mic"
+    assert find_input_device("1").name == "USB Mic"
+    assert find_input_device("built-in").index == 0
+    assert find_input_device("usb mic").index == 1  # an exact name is not ambiguous
+
+
+@pytest.mark.parametrize("query, message", [
+    ("usb", "matches several input devices: [1] USB Mic (Fake), [2] USB Mic 2 (Fake)"),
+    ("headset", "no input device matches"),
+    ("7", "no input device with that index"),
+])
+def test_bad_device_is_one_line_error(fake_sd, query, message):
+    with pytest.raises(MicrophoneError, match=re.escape(message)) as err:
+        find_input_device(query)
+    assert "\n" not in str(err.value)
+
+
+def test_no_device_at_all(fake_sd):
+    fake_sd.names = ()
+    with pytest.raises(MicrophoneError, match="no input device found"):
+        find_input_device()
+
+
+def test_rate_falls_back_to_device_default(fake_sd):
+    device = find_input_device()
+    assert capture_rate(device, 16000) == 16000
+    fake_sd.rates = (48000,)
+    assert capture_rate(device, 16000) == 48000
+
+
+def test_missing_portaudio_says_how_to_install(monkeypatch):
+    # sounddevice looks PortAudio up with ctypes.util.find_library when it is imported.
+    find = ctypes.util.find_library
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "portaudio"
+                        else find(name))
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    with pytest.raises(MicrophoneError, match=r"PortAudio library not found.*apt-get install "
+                                              r"libportaudio2"):
+        import_sounddevice()
+
+
+def _blocks(values, overflow=(), pause=0.0):
+    """One constant-valued block per value, so the consumer can tell which arrived."""
+    return [(np.full(BLOCK, v, np.float32), i in overflow, pause) for i, v in enumerate(values)]
+
+
+def test_callback_copies_blocks_and_counts_overflows(fake_sd):
+    fake_sd.script = _blocks([0.1, 0.2, 0.3], overflow={1})
+    got = []
+    mic = Microphone(find_input_device(), 16000, BLOCK, lambda block: got.append(block.copy()))
+    with mic:
+        time.sleep(0.1)
+        assert not mic.device_lost
+    assert [b[0] for b in got] == pytest.approx([0.1, 0.2, 0.3])
+    assert all(b.shape == (BLOCK,) and b.dtype == np.float32 for b in got)
+    assert mic.overflows == 1
+    assert not mic.device_lost  # closing it ourselves is not losing it
+
+
+@dataclass(frozen=True)
+class Detection:
+    time: float
+    word: str
+    score: float
+
+
+class StubDetector:
+    """The ``Detector`` interface over a real ``RingBuffer``; it reports "yes" for every block
+    of 0.5s and can be stalled, to make the ring overflow."""
+
+    def __init__(self, capacity: int):
+        self.ring = RingBuffer(capacity)
+        self.stall = threading.Event()
+        self.consumed = 0
+        self._buffer = np.zeros(capacity, np.float32)
+
+    def write(self, chunk):
+        self.ring.write(chunk)
+
+    def wait(self, timeout=None):
+        return self.ring.wait(timeout)
+
+    @property
+    def lost_samples(self):
+        return self.ring.lost
+
+    def process(self):
+        while self.stall.is_set():
+            time.sleep(0.01)
+        n = self.ring.read_into(self._buffer)
+        found = [Detection((self.consumed + i + BLOCK) / 16000, "yes", 0.9)
+                 for i in range(0, n, BLOCK) if self._buffer[i] == 0.5]
+        self.consumed += n
+        return found
+
+
+def _listen(fake_sd, detector, **kwargs):
+    mic = Microphone(find_input_device(), 16000, BLOCK, detector.write)
+    listen(detector, mic, Report(json_lines=True), **kwargs)
+    return mic
+
+
+def test_stalled_consumer_loses_samples_reports_them_and_keeps_listening(fake_sd, capsys):
+    detector = StubDetector(capacity=10 * BLOCK)
+    detector.stall.set()
+    # 30 blocks arrive while the consumer is stalled: the ring keeps 10, drops 20. The driver
+    # also flags two overflows. Then the consumer catches up and a word arrives in real time.
+    burst = _blocks([0.0] * 30, overflow={3, 4})
+    burst[-1] = (*burst[-1][:2], 0.4)  # the stall ends (0.2 s) during this pause
+    later = _blocks([0.0] * 10 + [0.5] + [0.0] * 10, pause=BLOCK / 16000)
+    fake_sd.script = burst + later
+    threading.Timer(0.2, detector.stall.clear).start()
+    _listen(fake_sd, detector, duration=0.8)
+    out, err = capsys.readouterr()
+    assert detector.lost_samples == 20 * BLOCK
+    assert f"warning: {20 * BLOCK} samples lost (2 input overflows) so far; still listening" in err
+    assert err.strip().splitlines()[-1].endswith(
+        f"1 detection, {20 * BLOCK} samples lost (2 input overflows)")
+    assert out.count('"word": "yes"') == 1  # the word after the loss was still detected
+    assert detector.consumed == (10 + len(later)) * BLOCK
+
+
+def test_vanished_device_is_one_line_error(fake_sd, capsys):
+    fake_sd.script = _blocks([0.0] * 5)
+    fake_sd.vanish = True
+    with pytest.raises(MicrophoneError, match="stopped delivering audio") as err:
+        _listen(fake_sd, StubDetector(capacity=16000), duration=5)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_cleanly(fake_sd, capsys, sig):
+    fake_sd.script = _blocks([0.0] * 100, pause=0.01)
+    before = signal.getsignal(sig)
+    threading.Timer(0.3, os.kill, (os.getpid(), sig)).start()
+    started = time.monotonic()
+    _listen(fake_sd, StubDetector(capacity=16000), duration=5)
+    assert time.monotonic() - started < 1.5
+    assert "stopped after" in capsys.readouterr().err
+    assert signal.getsignal(sig) is before  # the previous handler is back
