@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -29,9 +28,10 @@ import numpy as np
 
 from kws.audio.microphone import Microphone, MicrophoneError, capture_rate, find_input_device
 from kws.audio.ring import RingBuffer
-from kws.bundle import load_bundle
-from kws.cli import add_model_argument, model_overrides
-from kws.config import Config, with_overrides
+from kws.cli import add_model_argument
+from kws.commands.replay import add_detector_arguments, detector_setup, format_detection
+from kws.config import Config
+from kws.detector import Detection, Detector
 
 HELP = "detect keywords from the microphone, one line per detection"
 
@@ -48,6 +48,7 @@ def _positive(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
+    add_detector_arguments(parser)
     parser.add_argument("--device", metavar="DEVICE",
                         help="input device: index or part of its name (see `kws devices`; "
                              "default: the system's default input)")
@@ -64,12 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from kws.detector import Detector
-
-    config = with_overrides(config, model_overrides(args))
-    bundle = load_bundle(config.model_path, config)
+    # The device first: a wrong --device is reported before seconds go into loading a model.
     device = find_input_device(args.device)
     rate = capture_rate(device, config.audio.sample_rate)
+    config, bundle = detector_setup(args, config)
     detector = Detector(bundle, config, input_rate=rate)
     meter = Meter(rate) if args.meter and sys.stdout.isatty() else None
     write = detector.write if meter is None else meter.tee(detector.write)
@@ -89,8 +88,8 @@ def _note(text: str) -> None:
     print(f"kws: {text}", file=sys.stderr, flush=True)
 
 
-def listen(detector, microphone: Microphone, report: "Report", meter: "Meter | None" = None,
-           duration: float | None = None) -> None:
+def listen(detector: Detector, microphone: Microphone, report: Report,
+           meter: Meter | None = None, duration: float | None = None) -> None:
     """Run until SIGINT/SIGTERM, ``duration`` seconds, or the device goes away (an error)."""
     losses = LossWatch(detector, microphone)
     with _stop_on_signals() as stop, microphone:
@@ -141,7 +140,7 @@ class LossWatch:
     """Counts audio lost to input overflows (the driver) and to a full ring (processing fell
     behind), and warns on stderr when either grows, at most every ``WARN_EVERY`` seconds."""
 
-    def __init__(self, detector, microphone: Microphone):
+    def __init__(self, detector: Detector, microphone: Microphone):
         self._detector = detector
         self._microphone = microphone
         self._reported = (0, 0)
@@ -183,11 +182,10 @@ class Report:
         """Stream time 0 (the first sample) is now, on the wall clock."""
         self._started = time.time()
 
-    def detection(self, detection) -> None:
+    def detection(self, detection: Detection) -> None:
         self.count += 1
         if self.json_lines:
-            line = json.dumps({"time": round(detection.time, 3), "word": detection.word,
-                               "score": round(detection.score, 3)})
+            line = format_detection(detection, as_json=True)
         else:
             clock = datetime.fromtimestamp(self._started + detection.time)
             line = f"{clock:%H:%M:%S}.{clock.microsecond // 1000:03d}  {detection.word}  " \
@@ -196,7 +194,7 @@ class Report:
         if self.command:
             self._spawn(detection)
 
-    def _spawn(self, detection) -> None:
+    def _spawn(self, detection: Detection) -> None:
         env = {**os.environ, "KWS_WORD": detection.word, "KWS_SCORE": f"{detection.score:.3f}",
                "KWS_TIME": f"{detection.time:.3f}"}
         try:

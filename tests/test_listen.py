@@ -1,0 +1,88 @@
+"""``kws listen`` end to end, on a real audio server: a private PulseAudio with a virtual mic.
+
+Words spoken by espeak-ng voices the tiny model never heard are played into the virtual
+microphone with ``paplay`` while ``kws listen --json`` runs as a subprocess, exactly as a user
+would run it; then it gets Ctrl-C (SIGINT).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pulse import VirtualMic, virtual_mic  # noqa: F401 (a fixture)
+
+RATE = 16000
+
+# Records from the default input through kws's own capture path; saves the samples and the
+# wall-clock time each 160-sample block arrived.
+RECORDER = """
+import sys, time
+import numpy as np
+from kws.audio.microphone import Microphone, find_input_device
+from kws.audio.ring import RingBuffer
+seconds, out = float(sys.argv[1]), sys.argv[2]
+ring = RingBuffer(int(16000 * (seconds + 1)))
+arrivals = []
+def write(block):
+    ring.write(block)
+    arrivals.append(time.time())
+with Microphone(find_input_device(), 16000, 160, write):
+    print("recording", flush=True)
+    time.sleep(seconds)
+samples = np.zeros(len(ring), np.float32)
+ring.read_into(samples)
+np.savez(out, samples=samples, arrivals=np.array(arrivals))
+"""
+
+
+def _kws(mic: VirtualMic, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kws", *args], env=mic.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_devices_lists_the_virtual_mic_as_default(virtual_mic):
+    out, err = _kws(virtual_mic, "devices").communicate(timeout=30)
+    default = [line for line in out.splitlines() if line.startswith("*")]
+    assert len(default) == 1 and "default" in default[0], out + err
+
+
+def test_invalid_device_name_is_one_line_error(virtual_mic):
+    proc = _kws(virtual_mic, "listen", "--device", "no such mic")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert out == ""
+    assert err.splitlines() == ["kws: error: --device 'no such mic': no input device matches "
+                                "(see `kws devices`)"]
+
+
+def test_played_audio_arrives_bit_exact(virtual_mic, tmp_path):
+    """What paplay plays comes out of kws's capture path unchanged, within milliseconds."""
+    rng = np.random.default_rng(1)
+    played = rng.integers(-20000, 20000, RATE // 2).astype(np.int16)
+    sf.write(tmp_path / "noise.wav", played, RATE, subtype="PCM_16")
+    recorder = subprocess.Popen([sys.executable, "-c", RECORDER, "1.5", str(tmp_path / "rec.npz")],
+                                env=virtual_mic.env, stdout=subprocess.PIPE, text=True)
+    assert recorder.stdout.readline() == "recording\n"
+    play_started = time.time()
+    virtual_mic.play(tmp_path / "noise.wav")
+    assert recorder.wait(timeout=30) == 0
+    with np.load(tmp_path / "rec.npz") as rec:
+        recorded = np.round(rec["samples"] * 32768).astype(np.int32)
+        arrivals = rec["arrivals"]
+    first = int(np.flatnonzero(recorded)[0])
+    assert np.array_equal(recorded[first:first + len(played)], played)
+    # From starting paplay to the callback that delivered the first sample (paplay's own
+    # start-up included).
+    delay = arrivals[first // 160] - play_started
+    print(f"arrival delay {delay * 1000:.0f} ms")
+    assert delay < 0.5
