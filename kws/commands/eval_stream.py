@@ -1,0 +1,121 @@
+"""``kws eval-stream``: replay a labelled stream through the detector and score it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from kws.audio.files import read_blocks
+from kws.cli import add_model_argument
+from kws.commands.replay import add_detector_arguments, detector_setup
+from kws.config import Config
+from kws.detector import Detector, replay
+
+HELP = "score detections on a labelled stream (hits, false alarms/hour, latency, threshold table)"
+LEVELS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wav", required=True, metavar="LONG.wav", help="stream (kws make-stream)")
+    parser.add_argument("--labels", required=True, metavar="LABELS.csv", help="its labels")
+    add_model_argument(parser)
+    add_detector_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="trade-off curve to write (default: LONG.tradeoff.png beside the WAV)")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from tqdm import tqdm
+
+    from kws.stream_score import score, sweep
+    from kws.streams import read_labels
+
+    config, bundle = detector_setup(args, config)
+    labels = read_labels(args.labels)
+    rate, frames, blocks = read_blocks(args.wav, config.audio.block_ms)
+    detector = Detector(bundle, config, input_rate=rate)
+    times, scores = [], []
+    detector.on_hop = lambda t, smoothed: (times.append(t), scores.append(smoothed))
+    with tqdm(total=round(frames / rate), unit="s", desc="replaying", file=sys.stderr,
+              disable=None, leave=False) as bar:
+        found = []
+        for block in blocks:
+            found += replay(detector, [block])
+            bar.update(len(block) / rate)
+    duration = frames / rate
+    tolerance = config.stream.tolerance_ms / 1000
+    result = score([(d.time, d.word) for d in found], labels, bundle.words, duration, tolerance)
+    table = sweep(np.array(times), np.array(scores), bundle.labels, bundle.words, LEVELS,
+                  config.posterior.refractory_ms / 1000, labels, duration, tolerance)
+    plot = Path(args.plot) if args.plot else Path(args.wav).with_suffix(".tradeoff.png")
+    write_plot(plot, table, result)
+    report = {**result.summary(), "duration_s": duration, "hop_ms": config.detector.hop_ms,
+              "thresholds": detector.thresholds, "plot": str(plot),
+              "table": [{"threshold": level, "miss_rate": s.miss_rate, "fa_per_hour": s.fa_per_hour,
+                         "false_alarms": s.false_alarms} for level, s in table]}
+    if args.json:
+        print(json.dumps(_finite(report)))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def format_report(r: dict) -> str:
+    ms = lambda s: "-" if math.isnan(s) else f"{s * 1000:.0f} ms"  # noqa: E731
+    lines = [f"{r['commands']} command words in {r['duration_s'] / 60:.1f} min "
+             f"(hop {r['hop_ms']:g} ms)",
+             f"  hits          {r['hits']:5d}  ({r['hit_rate']:.1%})",
+             f"  misses        {r['misses']:5d}",
+             f"  wrong word    {r['wrong']:5d}",
+             f"  false alarms  {r['false_alarms']:5d}  ({r['fa_per_hour']:.2f} per hour of "
+             f"non-command audio, {r['non_command_hours'] * 60:.1f} min)",
+             f"  latency after end of word: median {ms(r['latency_median_s'])}, "
+             f"p95 {ms(r['latency_p95_s'])}",
+             "",
+             "threshold (all words)  miss rate  false alarms/hour",
+             *(f"  {row['threshold']:>19.2f}  {row['miss_rate']:9.1%}  {row['fa_per_hour']:17.2f}"
+               for row in r["table"]),
+             f"trade-off curve: {r['plot']}"]
+    return "\n".join(lines)
+
+
+def write_plot(path: Path, table: list, configured) -> None:
+    """False alarms per hour against miss rate, one point per threshold, and the configured one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fa = [s.fa_per_hour for _, s in table]
+    miss = [100 * s.miss_rate for _, s in table]
+    ax.plot(fa, miss, "o-", label="one threshold for all words")
+    for (level, _), x, y in zip(table, fa, miss):
+        ax.annotate(f"{level:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.plot([configured.fa_per_hour], [100 * configured.miss_rate], "r*", markersize=12,
+            label="configured thresholds")
+    ax.set_xlabel("false alarms per hour (non-command audio)")
+    ax.set_ylabel("miss rate (%)")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _finite(value):
+    """JSON has no NaN: undefined figures (no hits, no commands) become null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,119 @@
+"""Scoring detections on a labelled stream, and the threshold trade-off from one replay.
+
+Matching rules (``score``), with ``tolerance`` seconds (config ``stream.tolerance_ms``):
+
+- a detection belongs to a labelled command word if it fires after the word's speech starts
+  and no later than ``tolerance`` after it ends;
+- a word's first detection of the right word is a **hit** (latency: detection time minus end
+  of speech); a word with no hit but a detection of another word is **wrong**; else a **miss**;
+- every other detection is a **false alarm**: a second detection of one word (one utterance
+  must give one detection), a wrong word on a word already hit or already counted wrong, and
+  anything on unknown words or background;
+- false alarms per hour are per hour of non-command audio: the stream minus the command
+  words' speech.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kws.posterior import Trigger
+from kws.streams import Label
+
+
+@dataclass
+class Score:
+    commands: int
+    hits: int
+    misses: int
+    wrong: int
+    false_alarms: int
+    non_command_hours: float
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.commands if self.commands else math.nan
+
+    @property
+    def miss_rate(self) -> float:
+        """Command words not hit (missed or taken for another word)."""
+        return 1 - self.hit_rate
+
+    @property
+    def fa_per_hour(self) -> float:
+        return self.false_alarms / self.non_command_hours if self.non_command_hours else math.nan
+
+    def latency(self, q: float) -> float:
+        """Quantile ``q`` (0-1) of hit latency in seconds; NaN without hits."""
+        return float(np.quantile(self.latencies, q)) if self.latencies else math.nan
+
+    def summary(self) -> dict:
+        return {"commands": self.commands, "hits": self.hits, "misses": self.misses,
+                "wrong": self.wrong, "false_alarms": self.false_alarms,
+                "hit_rate": self.hit_rate, "fa_per_hour": self.fa_per_hour,
+                "non_command_hours": self.non_command_hours,
+                "latency_median_s": self.latency(0.5), "latency_p95_s": self.latency(0.95)}
+
+
+def score(detections: list[tuple[float, str]], labels: list[Label], words: list[str],
+          duration: float, tolerance: float) -> Score:
+    """Score ``(time, word)`` detections against the stream's labels (rules: module docstring)."""
+    commands = [lab for lab in labels if lab.word in words]
+    starts = np.array([lab.start for lab in commands])
+    closes = np.array([lab.end + tolerance for lab in commands])
+    hit = np.zeros(len(commands), dtype=bool)
+    other = np.zeros(len(commands), dtype=bool)  # another word fired in the window
+    latencies = []
+    for time, word in sorted(detections):
+        candidates = np.flatnonzero((starts < time) & (time <= closes))
+        same = [i for i in candidates if commands[i].word == word and not hit[i]]
+        if same:
+            hit[same[0]] = True
+            latencies.append(time - commands[same[0]].end)
+        else:
+            # One wrong detection makes at most one word wrong: the first not yet hit.
+            unhit = [i for i in candidates if not hit[i]]
+            if unhit:
+                other[unhit[0]] = True
+    wrong = int((other & ~hit).sum())
+    speech = sum(lab.end - lab.start for lab in commands)
+    return Score(commands=len(commands), hits=int(hit.sum()),
+                 misses=len(commands) - int(hit.sum()) - wrong, wrong=wrong,
+                 false_alarms=len(detections) - int(hit.sum()) - wrong,
+                 non_command_hours=max(duration - speech, 0.0) / 3600, latencies=latencies)
+
+
+def replay_trigger(times: np.ndarray, scores: np.ndarray, classes: list[str],
+                   thresholds: np.ndarray, refractory: float) -> list[tuple[float, str]]:
+    """The detections ``Trigger`` makes from recorded smoothed ``scores`` ``(hops, classes)``.
+
+    Hops where every class is below its threshold only re-arm words, so after the first of a
+    run the rest can be skipped without changing the result: a long stream's sweep then costs
+    time only where something scores high.
+    """
+    above = (scores >= thresholds).any(axis=1)
+    keep = above | np.concatenate([[True], above[:-1]])
+    trigger = Trigger(thresholds, refractory)
+    out = []
+    for t, s in zip(times[keep], scores[keep]):
+        best = trigger.update(s, t)
+        if best is not None:
+            out.append((float(t), classes[best]))
+    return out
+
+
+def sweep(times: np.ndarray, scores: np.ndarray, classes: list[str], words: list[str],
+          levels: list[float], refractory: float, labels: list[Label], duration: float,
+          tolerance: float) -> list[tuple[float, Score]]:
+    """``(threshold, Score)`` with one threshold for every word, for each of ``levels``."""
+    reported = np.array([c in words for c in classes])
+    rows = []
+    for level in levels:
+        thresholds = np.where(reported, level, math.inf)
+        found = replay_trigger(times, scores, classes, thresholds, refractory)
+        rows.append((level, score(found, labels, words, duration, tolerance)))
+    return rows
