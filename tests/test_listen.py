@@ -7,8 +7,10 @@ would run it; then it gets Ctrl-C (SIGINT).
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -19,6 +21,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from kws.commands.listen import Report
+from kws.detector import Detection
 from pulse import VirtualMic, virtual_mic  # noqa: F401 (a fixture)
 
 RATE = 16000
@@ -86,3 +90,25 @@ def test_played_audio_arrives_bit_exact(virtual_mic, tmp_path):
     delay = arrivals[first // 160] - play_started
     print(f"arrival delay {delay * 1000:.0f} ms")
     assert delay < 0.5
+
+
+def test_plain_line_and_exec_environment(tmp_path, capfd):
+    log = tmp_path / "exec.log"
+    report = Report(command=f'echo "$KWS_WORD $KWS_SCORE $KWS_TIME" >> {log}; echo to-stderr')
+    report.detection(Detection(1.5, "yes", 0.97))
+    report.detection(Detection(3.25, "stop", 0.912))
+    report.finish()
+    out, err = capfd.readouterr()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}  yes  0\.97\n\d\d:\d\d:\d\d\.\d{3}  stop  0\.91\n",
+                        out)
+    assert err.count("to-stderr") == 2  # a command's output never mixes with detections
+    assert sorted(log.read_text().splitlines()) == ["stop 0.912 3.250", "yes 0.970 1.500"]
+
+
+def test_failing_exec_is_reported_not_fatal(capfd):
+    report = Report(json_lines=True, command="exit 3")
+    report.detection(Detection(1.0, "up", 0.8))
+    report.finish()
+    out, err = capfd.readouterr()
+    assert json.loads(out) == {"time": 1.0, "word": "up", "score": 0.8}
+    assert "--exec command exited with status 3" in err

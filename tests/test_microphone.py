@@ -246,3 +246,12 @@ def test_signal_stops_cleanly(fake_sd, capsys, sig):
     assert time.monotonic() - started < 1.5
     assert "stopped after" in capsys.readouterr().err
     assert signal.getsignal(sig) is before  # the previous handler is back
+
+
+def test_cli_bad_device_exits_2_with_one_line(fake_sd, capsys):
+    from kws.cli import main
+
+    assert main(["listen", "--device", "headset"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "kws: error: --device 'headset': no input device matches (see `kws devices`)\n"
