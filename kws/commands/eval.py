@@ -1,0 +1,53 @@
+"""``kws eval``: score a bundle's LiteRT model on labelled clips (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from kws.bundle import load_bundle
+from kws.cli import add_model_argument, model_overrides
+from kws.config import Config, with_overrides
+
+HELP = "score a model bundle on labelled clips: accuracy, per-class precision/recall, confusion"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="DIR", required=True,
+                        help="Speech Commands root (uses its split lists) or a test-set archive "
+                             "(one folder per label; every clip is used)")
+    parser.add_argument("--split", default="testing", choices=["training", "validation", "testing"],
+                        help="split of a dataset root (default: testing)")
+    add_model_argument(parser)
+    parser.add_argument("--int8", action="store_true", help="score the int8 model of the bundle")
+    parser.add_argument("--report", metavar="DIR", default="runs/eval",
+                        help="where confusion.png and metrics.json go (default: runs/eval)")
+    parser.add_argument("--json", action="store_true",
+                        help="end with the metrics as one JSON line on stdout")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from train.evaluate import evaluate_bundle, evaluation_audio
+    from train.metrics import table
+    from train.reports import plot_confusion
+
+    config = with_overrides(config, model_overrides(args))
+    bundle = load_bundle(config.model_path, config)
+    config = with_overrides(config, {"words": bundle.words})
+    data = evaluation_audio(args.data, args.split, config)
+    for note in data.summary["notes"]:
+        print(f"note: {note}")
+    if data.summary["skipped"]:
+        print(f"note: skipped {data.summary['skipped']} unreadable clips, e.g. "
+              f"{data.summary['skipped_examples'][0]}")
+    metrics = evaluate_bundle(bundle, data, int8=args.int8)
+    print(table(metrics))
+    report = Path(args.report)
+    report.mkdir(parents=True, exist_ok=True)
+    plot_confusion(metrics, report / "confusion.png")
+    (report / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    print(f"confusion matrix: {report / 'confusion.png'}")
+    if args.json:
+        print(json.dumps(metrics))
+    return 0

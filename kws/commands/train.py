@@ -1,0 +1,41 @@
+"""``kws train``: train a model on Speech Commands and write a bundle (needs TensorFlow)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kws.config import Config, with_overrides
+from kws.errors import KwsError
+
+HELP = "train a keyword model on a Speech Commands directory and write a model bundle"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="DIR", help="Speech Commands root (default: train.data)")
+    parser.add_argument("--arch", metavar="NAME", help="cnn | lstm | bilstm | dscnn (default: train.arch)")
+    parser.add_argument("--epochs", type=int, metavar="N", help="default: train.epochs")
+    parser.add_argument("--out", metavar="DIR", required=True, help="bundle directory to write")
+    parser.add_argument("--seed", type=int, help="default: train.seed")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --workdir after its last finished epoch")
+    parser.add_argument("--workdir", metavar="DIR",
+                        help="checkpoints, logs and reports (default: runs/<name of --out>)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="TensorFlow threads (default: all cores)")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    config = with_overrides(config, {
+        "train.data": str(Path(args.data).resolve()) if args.data else None,
+        "train.arch": args.arch, "train.epochs": args.epochs, "train.seed": args.seed})
+    if config.train.data is None:
+        raise KwsError("no training data: pass --data DIR or set train.data in the config")
+    data = config.base_dir / config.train.data
+    workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.out).name
+
+    from train.main import set_threads, train_bundle
+
+    set_threads(args.threads)
+    train_bundle(config, data, args.out, workdir, resume=args.resume)
+    return 0

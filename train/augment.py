@@ -1,0 +1,85 @@
+"""Random perturbations for training, in numpy: waveform (shift, noise, gain) and SpecAugment.
+
+Evaluation never calls these; silence clips (``silence``) are the one thing both use, since
+the dataset has no silence clips of its own: they are background noise at levels drawn over
+the whole range the official test uses (its ``_silence_`` clips are loud, RMS up to ~0.3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kws.config import AugmentConfig
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    low, high = max(low, 1e-6), max(high, 1e-6)
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+class Augmenter:
+    """Draws silence clips and perturbs word clips; parameters from ``train.augment``."""
+
+    def __init__(self, params: AugmentConfig, noises: list[np.ndarray], sample_rate: int):
+        self.params = params
+        # Without background recordings, white noise keeps silence and mixing possible.
+        self.noises = [n for n in noises if len(n) and _rms(n) > 0] or \
+            [np.random.default_rng(0).standard_normal(sample_rate * 10).astype(np.float32)]
+        self.max_shift = round(params.time_shift_ms * sample_rate / 1000)
+
+    def noise(self, length: int, rng: np.random.Generator) -> np.ndarray:
+        """A random stretch of a random recording, scaled to RMS 1."""
+        source = self.noises[rng.integers(len(self.noises))]
+        if len(source) < length:
+            source = np.tile(source, -(-length // len(source)))
+        start = rng.integers(len(source) - length + 1)
+        piece = source[start:start + length]
+        return (piece / max(_rms(piece), 1e-8)).astype(np.float32)
+
+    def silence(self, length: int, rng: np.random.Generator) -> np.ndarray:
+        """One silence clip: background noise at a log-uniform level in ``silence_rms``."""
+        level = _log_uniform(rng, *self.params.silence_rms)
+        return np.clip(self.noise(length, rng) * level, -1.0, 1.0)
+
+    def waveform(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Time shift (zero fill), background noise at a random SNR, then a random gain."""
+        p = self.params
+        out = np.zeros_like(wave)
+        shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if self.max_shift else 0
+        if shift >= 0:
+            out[shift:] = wave[:len(wave) - shift]
+        else:
+            out[:shift] = wave[-shift:]
+        if rng.random() < p.noise_probability:
+            snr_db = rng.uniform(*p.noise_snr_db)
+            level = max(_rms(out), 1e-4) / 10 ** (snr_db / 20)
+            out = out + level * self.noise(len(out), rng)
+        out = out * 10 ** (rng.uniform(*p.gain_db) / 20)
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+    def spectrogram(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """SpecAugment: time and frequency bands set to the clip's mean level."""
+        p = self.params
+        out = features.copy()
+        fill = features.mean()
+        frames, bins = out.shape
+        for _ in range(p.specaugment_time_masks):
+            width = int(rng.integers(0, p.specaugment_time_width + 1))
+            start = int(rng.integers(0, max(1, frames - width + 1)))
+            out[start:start + width] = fill
+        for _ in range(p.specaugment_freq_masks):
+            width = int(rng.integers(0, p.specaugment_freq_width + 1))
+            start = int(rng.integers(0, max(1, bins - width + 1)))
+            out[:, start:start + width] = fill
+        return out
+
+
+def silence_clips(augmenter: Augmenter, count: int, length: int, seed: int) -> np.ndarray:
+    """``count`` reproducible silence clips (validation and evaluation use a fixed seed)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([augmenter.silence(length, rng) for _ in range(count)]) if count else \
+        np.zeros((0, length), np.float32)

@@ -1,0 +1,198 @@
+"""Speech Commands on disk: which clip belongs to which split and label, and its samples.
+
+Two layouts are read:
+
+* the dataset layout (v0.01 / v0.02): ``<word>/<speaker>_nohash_<n>.wav`` (or ``.flac``),
+  ``_background_noise_/``, ``validation_list.txt`` and ``testing_list.txt``. Without the
+  lists, clips are split by the official SHA-1 hash of the speaker id (``which_set``), so a
+  speaker never spans two splits. A ``_silence_/`` folder (official test silence) belongs to
+  the testing split.
+* the test-set archive layout: one folder per label, ``_silence_/`` and ``_unknown_/``
+  included (``_unknown_/bed_<speaker>_nohash_0.wav.wav``). Every clip is used, whatever split
+  is asked for.
+
+Labels are ``["_silence_", "_unknown_", *words]``. Words outside the configured list are
+``_unknown_``; in the validation and testing splits they are cut to ``unknown_fraction`` of the
+word clips, as the official test does. Unreadable clips are skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from kws.audio.files import AudioFileError, read_audio
+from kws.bundle import NON_WORDS
+from kws.errors import KwsError
+
+SILENCE, UNKNOWN = NON_WORDS
+NOISE_DIR = "_background_noise_"
+SPLITS = ("training", "validation", "testing")
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
+# From tensorflow/examples/speech_commands/input_data.py: keeps the split stable as files are added.
+MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1
+
+
+def labels_for(words: list[str]) -> list[str]:
+    return [SILENCE, UNKNOWN, *words]
+
+
+def which_set(filename: str, validation_percentage: float = 10.0,
+              testing_percentage: float = 10.0) -> str:
+    """The official split of a clip, from a hash of its speaker id (the name before ``_nohash_``)."""
+    base_name = Path(filename).name
+    hash_name = re.sub(r"_nohash_.*$", "", base_name)
+    hashed = hashlib.sha1(hash_name.encode("utf-8")).hexdigest()
+    percentage = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    if percentage < validation_percentage:
+        return "validation"
+    if percentage < validation_percentage + testing_percentage:
+        return "testing"
+    return "training"
+
+
+@dataclass
+class ClipSet:
+    """Clip files of one split with their label indices, plus what was noticed on the way."""
+
+    labels: list[str]
+    paths: list[Path] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, path: Path, label: str) -> None:
+        self.paths.append(path)
+        self.targets.append(self.labels.index(label))
+
+    def counts(self) -> dict[str, int]:
+        found = np.bincount(np.asarray(self.targets, dtype=int), minlength=len(self.labels))
+        return {label: int(n) for label, n in zip(self.labels, found)}
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def _read_list(path: Path) -> set[str] | None:
+    if not path.is_file():
+        return None
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def is_archive(root: Path) -> bool:
+    """The test-set archive has an ``_unknown_`` folder; the dataset never does."""
+    return (root / UNKNOWN).is_dir()
+
+
+def _check_root(root: Path) -> None:
+    if not root.is_dir():
+        raise KwsError(f"{root}: no such dataset directory")
+
+
+def list_clips(root: str | Path, words: list[str], split: str, *, unknown_fraction: float = 0.1,
+               seed: int = 0) -> ClipSet:
+    """The clips of ``split`` under ``root`` (either layout), labelled for ``words``."""
+    root = Path(root)
+    _check_root(root)
+    if split not in SPLITS:
+        raise KwsError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    clips = _archive_clips(root, words) if is_archive(root) else \
+        _dataset_clips(root, words, split, unknown_fraction, seed)
+    counts = clips.counts()
+    missing = [w for w in words if counts[w] == 0]
+    if missing:
+        clips.notes.append(f"no {split} clips for: {', '.join(missing)}")
+    return clips
+
+
+def _archive_clips(root: Path, words: list[str]) -> ClipSet:
+    clips = ClipSet(labels_for(words))
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != NOISE_DIR):
+        label = folder.name if folder.name in clips.labels else UNKNOWN
+        for path in _audio_files(folder):
+            clips.add(path, label)
+    return clips
+
+
+def _dataset_clips(root: Path, words: list[str], split: str, unknown_fraction: float,
+                   seed: int) -> ClipSet:
+    clips = ClipSet(labels_for(words))
+    lists = {"validation": _read_list(root / "validation_list.txt"),
+             "testing": _read_list(root / "testing_list.txt")}
+    if any(v is None for v in lists.values()):
+        clips.notes.append("validation_list.txt/testing_list.txt missing: split by speaker hash")
+
+    def split_of(rel: str) -> str:
+        if lists["validation"] is None or lists["testing"] is None:
+            return which_set(rel)
+        return "validation" if rel in lists["validation"] else \
+            "testing" if rel in lists["testing"] else "training"
+
+    unknown: list[Path] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        for path in _audio_files(folder):
+            if split_of(f"{folder.name}/{path.name}") != split:
+                continue
+            if folder.name in words:
+                clips.add(path, folder.name)
+            else:
+                unknown.append(path)
+    if split != "training":
+        # The official validation/test sets hold about unknown_fraction unknown clips.
+        keep = min(len(unknown), round(unknown_fraction * len(clips.paths)))
+        rng = np.random.default_rng(seed)
+        unknown = [unknown[i] for i in sorted(rng.choice(len(unknown), keep, replace=False))]
+    for path in unknown:
+        clips.add(path, UNKNOWN)
+    if split == "testing" and (root / SILENCE).is_dir():
+        for path in _audio_files(root / SILENCE):
+            clips.add(path, SILENCE)
+    return clips
+
+
+def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
+    """Cut or zero-pad (at the end) to exactly ``length`` samples."""
+    if len(samples) >= length:
+        return samples[:length]
+    return np.pad(samples, (0, length - len(samples)))
+
+
+@dataclass
+class Audio:
+    """Decoded clips: ``waves`` is ``(n, clip_samples)`` float32, ``targets`` ``(n,)`` label indices."""
+
+    waves: np.ndarray
+    targets: np.ndarray
+    skipped: list[str]
+
+
+def load_audio(clips: ClipSet, sample_rate: int, clip_samples: int, desc: str = "clips") -> Audio:
+    """Decode every clip (resampled to ``sample_rate``); unreadable ones are skipped and listed."""
+    waves = np.zeros((len(clips.paths), clip_samples), np.float32)
+    keep, skipped = [], []
+    for i, path in enumerate(tqdm(clips.paths, desc=f"reading {desc}", unit="clip",
+                                  leave=False, disable=None)):
+        try:
+            waves[i] = fit_length(read_audio(path, sample_rate), clip_samples)
+            keep.append(i)
+        except AudioFileError as err:
+            skipped.append(str(err))
+    targets = np.asarray(clips.targets, dtype=np.int32)[keep]
+    return Audio(waves[keep], targets, skipped)
+
+
+def load_noise(root: str | Path, sample_rate: int) -> tuple[list[np.ndarray], list[str]]:
+    """Background-noise recordings (``_background_noise_``); unreadable ones are skipped."""
+    folder = Path(root) / NOISE_DIR
+    noises, skipped = [], []
+    for path in _audio_files(folder) if folder.is_dir() else []:
+        try:
+            noises.append(read_audio(path, sample_rate))
+        except AudioFileError as err:
+            skipped.append(str(err))
+    return noises, skipped

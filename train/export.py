@@ -1,0 +1,92 @@
+"""Keras model -> LiteRT models (float and int8), checked against Keras, and the bundle.
+
+Conversion goes through a SavedModel written by ``keras.export.ExportArchive`` and
+``TFLiteConverter.from_saved_model``: converting concrete functions directly produced models
+that ran but output NaN (TRAINING_NOTES). Every converted model is run in LiteRT
+(``kws.inference.Classifier``, the runtime's own path) and compared with Keras before it is
+written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kws.bundle import bundle_writer, write_metadata
+from kws.errors import KwsError
+from kws.features import FrontEnd
+from kws.inference import Classifier
+
+# Largest |LiteRT - Keras| posterior difference accepted for the float model.
+FLOAT_TOLERANCE = 1e-3
+
+
+def to_tflite(model: keras.Model, representative: np.ndarray | None = None) -> bytes:
+    """Convert to a LiteRT flatbuffer taking one ``(1, frames, dim)`` window.
+
+    With ``representative`` features the weights and activations are quantised to int8
+    (inputs and outputs stay float, so the runtime feeds raw features either way).
+    """
+    spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="features")
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(name="serve", fn=lambda x: model(x, training=False),
+                             input_signature=[spec])
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if representative is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([x[None]] for x in representative)
+        return converter.convert()
+
+
+def litert_posteriors(path: Path, windows: np.ndarray) -> np.ndarray:
+    return Classifier(path).predict(windows)
+
+
+def check_against_keras(model: keras.Model, path: Path, windows: np.ndarray,
+                        tolerance: float = FLOAT_TOLERANCE) -> float:
+    """Largest posterior difference between LiteRT and Keras; an error beyond ``tolerance``."""
+    expected = model.predict(windows, batch_size=256, verbose=0)
+    got = litert_posteriors(path, windows)
+    diff = float(np.max(np.abs(got - expected))) if np.isfinite(got).all() else float("inf")
+    if diff > tolerance:
+        raise KwsError(f"{path.name}: LiteRT posteriors differ from Keras by {diff:.3g} "
+                       f"(tolerance {tolerance}); not exporting a broken model")
+    return diff
+
+
+def latency_ms(path: Path, window: np.ndarray, runs: int = 200) -> float:
+    """Median LiteRT time of one window on one thread, in milliseconds."""
+    classifier = Classifier(path, num_threads=1)
+    for _ in range(10):
+        classifier(window)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        classifier(window)
+        times.append(time.perf_counter() - start)
+    return round(1000 * float(np.median(times)), 4)
+
+
+def write_bundle(out: str | Path, model: keras.Model, litert: dict[str, Path], frontend: FrontEnd,
+                 labels: list[str], clip_seconds: float, thresholds: dict[str, float],
+                 reports: list[Path], **metadata) -> Path:
+    """Write the bundle atomically: LiteRT models, the Keras model, metadata and reports."""
+    with bundle_writer(out) as staging:
+        for name, path in litert.items():
+            shutil.copyfile(path, staging / name)
+        model.save(staging / "model.keras")
+        for report in reports:
+            shutil.copyfile(report, staging / report.name)
+        write_metadata(staging, labels=labels, sample_rate=frontend.sample_rate,
+                       clip_seconds=clip_seconds, features=frontend.params, basis=frontend.basis,
+                       thresholds=thresholds, **metadata)
+    return Path(out)

@@ -1,0 +1,176 @@
+"""The training loop: Keras ``fit`` plus validation, checkpoints, early stopping and resume.
+
+Everything needed to continue lives in the work directory and is replaced atomically at the
+end of every epoch: ``last.keras`` (model and optimizer state), ``best.weights.h5`` (the best
+epoch by validation balanced accuracy) and ``state.json`` (epoch, best score, history). A run
+stopped by Ctrl-C or a crash resumes from its last finished epoch with ``resume=True``; the
+data of each epoch depends only on ``(seed, epoch)``, so resuming sees the same batches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from train.metrics import score
+
+
+@keras.saving.register_keras_serializable(package="kws")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then cosine decay to zero at ``total_steps``."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warm = self.peak * (step + 1) / max(1, self.warmup_steps)
+        progress = keras.ops.clip((step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps), 0, 1)
+        cosine = 0.5 * self.peak * (1 + keras.ops.cos(math.pi * progress))
+        return keras.ops.where(step < self.warmup_steps, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def strategy() -> tf.distribute.Strategy:
+    """Mirror over several visible GPUs; otherwise the default (one device)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def compile_model(model: keras.Model, learning_rate: float, warmup_steps: int, total_steps: int) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(WarmupCosine(learning_rate, warmup_steps, total_steps)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+
+
+def _replace(write, path: Path) -> None:
+    """Write via ``write(tmp)`` then rename, so ``path`` is always complete."""
+    tmp = path.with_name(f"tmp.{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class Workdir:
+    """The files of a run in progress (see the module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.last = self.path / "last.keras"
+        self.best = self.path / "best.weights.h5"
+        self.state_file = self.path / "state.json"
+        self.logs = self.path / "logs"
+
+    def state(self) -> dict | None:
+        if self.state_file.is_file() and self.last.is_file() and self.best.is_file():
+            return json.loads(self.state_file.read_text())
+        return None
+
+    def reset(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True)
+
+    def save(self, model: keras.Model, state: dict, best: bool) -> None:
+        if best:
+            _replace(model.save_weights, self.best)
+        _replace(model.save, self.last)
+        _replace(lambda p: p.write_text(json.dumps(state, indent=1)), self.state_file)
+
+
+class Progress(keras.callbacks.Callback):
+    """A tqdm bar per epoch with the running loss and accuracy (hidden when not a terminal)."""
+
+    def __init__(self, steps: int, epochs: int):
+        super().__init__()
+        self.steps, self.epochs, self.bar = steps, epochs, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="step",
+                        leave=False, disable=None)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
+
+
+class Validate(keras.callbacks.Callback):
+    """Scores validation each epoch, keeps the best weights, saves state, stops early."""
+
+    def __init__(self, workdir: Workdir, val_x: np.ndarray, val_y: np.ndarray, labels: list[str],
+                 patience: int, state: dict):
+        super().__init__()
+        self.workdir, self.val_x, self.val_y, self.labels = workdir, val_x, val_y, labels
+        self.patience, self.state = patience, state
+        self.started = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        probs = self.model.predict(self.val_x, batch_size=512, verbose=0)
+        metrics = score(self.val_y, probs.argmax(1), self.labels)
+        picked = probs[np.arange(len(self.val_y)), self.val_y]
+        logs["val_loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-7))))
+        logs["val_accuracy"] = metrics["accuracy"]
+        logs["val_balanced_accuracy"] = metrics["balanced_accuracy"]
+        record = {"epoch": epoch + 1, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
+                  "val_loss": logs["val_loss"], "val_accuracy": logs["val_accuracy"],
+                  "val_balanced_accuracy": logs["val_balanced_accuracy"],
+                  "learning_rate": float(self.model.optimizer.learning_rate),
+                  "seconds": round(time.time() - self.started, 1)}
+        state = self.state
+        # Ties (common on small validation sets) go to the lower validation loss.
+        key = (record["val_balanced_accuracy"], -record["val_loss"])
+        improved = key > (state["best"], -state.get("best_loss", np.inf))
+        if improved:
+            state["best"], state["best_loss"] = key[0], record["val_loss"]
+            state["best_epoch"] = epoch + 1
+        state["epoch"] = epoch + 1
+        state["history"].append(record)
+        state["stopped"] = epoch + 1 - state["best_epoch"] >= self.patience
+        self.workdir.save(self.model, state, improved)
+        print(f"epoch {epoch + 1}: loss {record['loss']:.4f} acc {record['accuracy']:.4f} "
+              f"val_acc {record['val_accuracy']:.4f} val_bal_acc {record['val_balanced_accuracy']:.4f}"
+              f"{' *' if improved else ''} ({record['seconds']:.0f} s)", flush=True)
+        if state["stopped"]:
+            print(f"early stop: no better validation balanced accuracy for {self.patience} epochs",
+                  flush=True)
+            self.model.stop_training = True
+
+
+def fit(model: keras.Model, data: tf.data.Dataset, steps: int, epochs: int, workdir: Workdir,
+        val_x: np.ndarray, val_y: np.ndarray, labels: list[str], patience: int,
+        state: dict) -> dict:
+    """Train from ``state['epoch']`` to ``epochs``; leave the best weights in ``model``."""
+    if state["epoch"] < epochs and not state["stopped"]:
+        callbacks = [Progress(steps, epochs),
+                     Validate(workdir, val_x, val_y, labels, patience, state), *_tensorboard(workdir.logs)]
+        model.fit(data, epochs=epochs, initial_epoch=state["epoch"], steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=0)
+    model.load_weights(workdir.best)
+    return state
+
+
+def _tensorboard(logdir: Path) -> list:
+    """TensorBoard logging where the optional ``tensorboard`` package is installed."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return []
+    return [keras.callbacks.TensorBoard(str(logdir), write_graph=False)]
+
+
+def new_state() -> dict:
+    return {"epoch": 0, "best": -1.0, "best_loss": float("inf"), "best_epoch": 0, "stopped": False, "history": []}
