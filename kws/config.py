@@ -110,7 +110,7 @@ class AugmentConfig(_Section):
 
 class TrainConfig(_Section):
     data: str | None
-    arch: Literal["cnn", "lstm", "bilstm", "dscnn"]
+    arch: Literal["cnn", "lstm", "bilstm", "dscnn", "tcresnet"]
     bilstm_merge: Literal["concat", "sum", "mul", "ave"]
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)

@@ -13,7 +13,7 @@ HELP = "train a keyword model on a Speech Commands directory and write a model b
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="Speech Commands root (default: train.data)")
-    parser.add_argument("--arch", metavar="NAME", help="cnn | lstm | bilstm | dscnn (default: train.arch)")
+    parser.add_argument("--arch", metavar="NAME", help="cnn | lstm | bilstm | dscnn | tcresnet (default: train.arch)")
     parser.add_argument("--epochs", type=int, metavar="N", help="default: train.epochs")
     parser.add_argument("--out", metavar="DIR", required=True, help="bundle directory to write")
     parser.add_argument("--seed", type=int, help="default: train.seed")

@@ -42,4 +42,4 @@ def build(arch: str, sample: np.ndarray, num_classes: int, config: TrainConfig) 
 
 
 # Importing the modules registers them.
-from train.models import bilstm, cnn, dscnn, lstm  # noqa: E402,F401
+from train.models import bilstm, cnn, dscnn, lstm, tcresnet  # noqa: E402,F401
