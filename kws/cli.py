@@ -33,12 +33,13 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE",
-                        help="config file laid over the defaults (config.yaml)")
+    config_help = "config file laid over the defaults (config.yaml)"
     parser = argparse.ArgumentParser(
-        prog="kws", parents=[common],
-        description="Streaming, offline keyword spotting on Speech Commands words.")
+        prog="kws", description="Streaming, offline keyword spotting on Speech Commands words.")
+    parser.add_argument("--config", metavar="FILE", help=config_help)
+    # Also accepted after the command; SUPPRESS keeps an absent one from erasing `kws --config F cmd`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help)
     parser.add_argument("--version", action="version", version=f"kws {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():

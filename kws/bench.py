@@ -1,0 +1,216 @@
+"""Latency benchmark: the streaming path against the tutorials' naive loop, in one run.
+
+Ours: ``Detector`` (incremental features, LiteRT, posterior). The baseline, as the TensorFlow
+tutorials do it: at every hop, recompute the whole one-second log-mel spectrogram with
+librosa and call Keras ``model.predict``. Both run on one CPU thread (the process is pinned to
+one core, every library is told to use one thread), so the ratios compare work, not cores.
+
+Each ``measure_*`` function returns a plain dict of numbers (seconds unless named ``_ms``);
+``kws bench`` prints them as a table, as JSON, and as a histogram PNG.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kws.bundle import Bundle
+from kws.config import Config, with_overrides
+from kws.detector import Detector, StageTimings, chunks, replay
+from kws.errors import KwsError
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+              "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS")
+
+
+def pin_to_one_core() -> int:
+    """Run this process (and what it starts) on one CPU with one thread per library; return the CPU."""
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    for name in THREAD_ENV:
+        os.environ[name] = "1"
+    return cpu
+
+
+def stats_ms(seconds: list[float] | np.ndarray) -> dict:
+    """p50, p95, p99, max and mean of durations, in milliseconds."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1000
+    if ms.size == 0:
+        return {"n": 0}
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {"n": int(ms.size), "p50": p50, "p95": p95, "p99": p99, "max": ms.max(), "mean": ms.mean()}
+
+
+def measure_hops(bundle: Bundle, config: Config, audio: np.ndarray, hop_ms: float) -> dict:
+    """Per-hop cost of each stage at ``hop_ms``: audio is pushed one hop at a time.
+
+    With one hop of audio per ``process`` call, each call is exactly one hop's work: its
+    feature frames, one classifier run, one posterior update. Calls before the first full
+    window (no classification yet) are left out.
+    """
+    config = with_overrides(config, {"detector.hop_ms": hop_ms})
+    detector = Detector(bundle, config)
+    detector.timings = timings = StageTimings()
+    totals = []
+    for chunk in chunks(audio, round(hop_ms * config.audio.sample_rate / 1000)):
+        detector.write(chunk)
+        before = len(timings.classifier)
+        start = time.perf_counter()
+        detector.process()
+        elapsed = time.perf_counter() - start
+        if len(timings.classifier) > before:
+            totals.append(elapsed)
+    skip = len(timings.features) - len(totals)
+    return {"hop_ms": hop_ms, "features": stats_ms(timings.features[skip:]),
+            "classifier": stats_ms(timings.classifier), "posterior": stats_ms(timings.posterior),
+            "total": stats_ms(totals), "_totals": totals}
+
+
+def measure_real_time_factor(bundle: Bundle, config: Config, audio: np.ndarray) -> dict:
+    """CPU seconds per second of audio for the whole path, replaying as fast as possible."""
+    detector = Detector(bundle, config)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in replay(detector, chunks(audio, config.audio.block_samples)):
+        pass
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    seconds = len(audio) / config.audio.sample_rate
+    return {"audio_s": seconds, "cpu_s": cpu, "wall_s": wall, "rtf": cpu / seconds,
+            "speed_x": seconds / wall}
+
+
+def measure_live_cpu(bundle: Bundle, config: Config, audio: np.ndarray) -> dict:
+    """CPU share of live listening: a producer thread delivers blocks at the sound card's pace
+    while the consumer waits and processes, as ``kws listen`` does (minus PortAudio)."""
+    detector = Detector(bundle, config)
+    block = config.audio.block_samples
+    rate = config.audio.sample_rate
+    done = threading.Event()
+
+    def produce():
+        start = time.perf_counter()
+        for i, piece in enumerate(chunks(audio, block)):
+            time.sleep(max(0.0, start + i * block / rate - time.perf_counter()))
+            detector.write(piece)
+        done.set()
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    producer = threading.Thread(target=produce)
+    producer.start()
+    while not done.is_set() or len(detector.source.ring):
+        if detector.wait(0.05):
+            detector.process()
+    producer.join()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"seconds": wall, "cpu_s": cpu, "cpu_share": cpu / wall, "lost_samples": detector.lost_samples}
+
+
+def measure_detection_latency(bundle: Bundle, config: Config, audio: np.ndarray, labels) -> dict:
+    """Stream seconds from the end of each spoken command to its detection (hits only)."""
+    from kws.stream_score import score
+
+    detector = Detector(bundle, config)
+    found = [(d.time, d.word) for d in replay(detector, chunks(audio, config.audio.block_samples))]
+    result = score(found, labels, bundle.words, len(audio) / config.audio.sample_rate,
+                   config.stream.tolerance_ms / 1000)
+    return result.summary()
+
+
+def measure_startup(model: Path, config_file: str | None, runs: int = 3) -> dict:
+    """Whole-process time of ``kws replay`` on a one-second file (imports, model load, first
+    windows), and the peak resident memory of such a process."""
+    from kws.audio.files import write_wav
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "one_second.wav"
+        write_wav(wav, np.zeros(16000, np.float32), 16000)
+        command = [sys.executable, "-m", "kws", *(["--config", config_file] if config_file else []),
+                   "replay", str(wav), "--model", str(model)]
+        return _time_command(command, runs)
+
+
+def _time_command(command: list[str], runs: int) -> dict:
+    """Median wall time of ``runs`` runs, and the largest peak RSS of one of them."""
+    times, peaks = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        with tempfile.TemporaryFile() as errors:
+            child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+            # wait4 gives this child's own resource usage (ru_maxrss in kB on Linux).
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                errors.seek(0)
+                last = errors.read().decode(errors="replace").strip().splitlines()[-1:]
+                raise KwsError(f"benchmark command failed: {' '.join(command[:4])}...: "
+                               f"{last[0] if last else child.returncode}")
+        times.append(time.perf_counter() - start)
+        peaks.append(usage.ru_maxrss / 1024)
+    return {"seconds": float(np.median(times)), "peak_rss_mb": max(peaks)}
+
+
+class NaiveBaseline:
+    """The tutorials' loop: full librosa log-mel of the last second + Keras ``predict``, every hop."""
+
+    def __init__(self, bundle: Bundle, config: Config):
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        import keras
+        import librosa
+
+        try:
+            import train.models  # noqa: F401  (registers custom layers, if any)
+        except ImportError:
+            pass
+        self._librosa = librosa
+        self.model = keras.saving.load_model(bundle.path / "model.keras", compile=False)
+        self.features = bundle.features
+        self.rate = bundle.sample_rate
+        self.window = round(self.rate * self.features.window_ms / 1000)
+        self.hop = round(self.rate * self.features.stride_ms / 1000)
+        self.clip = config.audio.clip_samples
+
+    def __call__(self, last_second: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Posteriors for one window; also the seconds spent on features and on the model."""
+        start = time.perf_counter()
+        f = self.features
+        mel = self._librosa.feature.melspectrogram(
+            y=last_second, sr=self.rate, n_fft=self.window, hop_length=self.hop, center=False,
+            n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax)
+        db = self._librosa.power_to_db(mel, top_db=None)
+        if f.kind == "mfcc":
+            db = self._librosa.feature.mfcc(S=db, n_mfcc=f.n_mfcc, norm="ortho")
+        mid = time.perf_counter()
+        probs = self.model.predict(db.T[None].astype(np.float32), verbose=0)[0]
+        return probs, mid - start, time.perf_counter() - mid
+
+
+def measure_naive(baseline: NaiveBaseline, audio: np.ndarray, hop_ms: float, hops: int) -> dict:
+    """Per-hop cost of the baseline over the first ``hops`` hops after one full window."""
+    hop = round(hop_ms * baseline.rate / 1000)
+    features, model, totals = [], [], []
+    baseline(audio[:baseline.clip])  # first call builds Keras' predict function
+    for i in range(hops):
+        end = baseline.clip + i * hop
+        _, f, m = baseline(audio[end - baseline.clip:end])
+        features.append(f)
+        model.append(m)
+        totals.append(f + m)
+    return {"hop_ms": hop_ms, "features": stats_ms(features), "classifier": stats_ms(model),
+            "total": stats_ms(totals), "_totals": totals}
+
+
+def naive_startup(model: Path, runs: int = 3) -> dict:
+    """Process time to import TensorFlow and librosa and load the Keras model."""
+    code = ("import sys, keras, librosa\n"
+            "try:\n    import train.models\nexcept ImportError:\n    pass\n"
+            "keras.saving.load_model(sys.argv[1], compile=False)\n")
+    return _time_command([sys.executable, "-c", code, str(model / "model.keras")], runs)
