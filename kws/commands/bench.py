@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds of real-time listening for the CPU share (default: %(default)s)")
     parser.add_argument("--naive-hops", type=int, default=200,
                         help="hops the naive baseline is timed over (default: %(default)s)")
+    parser.add_argument("--startup-runs", type=int, default=3,
+                        help="process starts timed, the median is reported (default: %(default)s)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the naive baseline (it needs TensorFlow and librosa)")
     parser.add_argument("--plot", default="bench_latency.png", metavar="PNG",
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         _progress("detection latency")
         results["detection"] = bench.measure_detection_latency(bundle, config, audio, labels)
     _progress("start-up")
-    results["startup"] = bench.measure_startup(bundle.path, args.config)
+    results["startup"] = bench.measure_startup(bundle.path, args.config, args.startup_runs)
     if not args.no_baseline:
         _progress("naive baseline")
         try:
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             raise KwsError(f"the naive baseline needs TensorFlow and librosa ({err.name} missing): "
                            "pip install -e '.[train]', or pass --no-baseline") from None
         results["naive"] = bench.measure_naive(baseline, audio, config.detector.hop_ms, args.naive_hops)
-        results["naive_startup"] = bench.naive_startup(bundle.path)
+        results["naive_startup"] = bench.naive_startup(bundle.path, args.startup_runs)
     results["ratios"] = _ratios(results)
 
     totals = {f"ours, hop {h['hop_ms']:g} ms": h.pop("_totals") for h in results["hops"]}
