@@ -8,6 +8,7 @@ import json
 from kws.bundle import load_bundle
 from kws.cli import add_model_argument, model_overrides
 from kws.config import Config, with_overrides
+from kws.errors import KwsError
 from kws.detector import Detection, Detector, replay
 from kws.audio.files import read_blocks
 from kws.posterior import uniform_threshold
@@ -38,6 +39,9 @@ def detector_setup(args: argparse.Namespace, config: Config):
     """Apply the shared flags; return ``(config, bundle)`` ready for ``Detector``."""
     config = with_overrides(config, {**model_overrides(args), "detector.hop_ms": args.hop_ms,
                                      "audio.block_ms": args.block_ms})
+    if config.audio.block_ms >= 1000 * config.audio.ring_seconds:
+        raise KwsError(f"blocks of {config.audio.block_ms:g} ms do not fit the ring buffer "
+                       f"(audio.ring_seconds: {config.audio.ring_seconds:g})")
     bundle = load_bundle(config.model_path, config)
     return uniform_threshold(config, bundle.words, args.threshold), bundle
 

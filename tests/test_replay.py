@@ -1,0 +1,91 @@
+"""`kws replay` and `kws eval-stream` through the real command line, on spoken words."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_kws
+from kws.streams import read_labels
+from spoken import spoken_stream
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    return spoken_stream(tmp_path_factory.mktemp("spoken"))
+
+
+def replay_json(wav, bundle, *extra) -> list[dict]:
+    result = run_kws("replay", str(wav), "--model", str(bundle), "--json", *extra)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_replay_finds_each_word_once_in_order_at_plausible_times(stream, tiny_bundle):
+    _, labels, wav = stream
+    found = replay_json(wav, tiny_bundle)
+    assert [d["word"] for d in found] == [word for word, _, _ in labels]
+    for d, (word, start, end) in zip(found, labels):
+        assert set(d) == {"time", "word", "score"}
+        assert start < d["time"] <= end + 1.0, (d, word, start, end)
+        assert 0 < d["score"] <= 1
+
+
+def test_replay_chunk_size_does_not_change_detections(stream, tiny_bundle):
+    reference = replay_json(stream[2], tiny_bundle)
+    for block_ms in ("3", "64", "1000"):
+        assert replay_json(stream[2], tiny_bundle, "--block-ms", block_ms) == reference
+
+
+def test_plain_output_and_several_files(stream, tiny_bundle):
+    wav = stream[2]
+    plain = run_kws("replay", str(wav), "--model", str(tiny_bundle)).stdout.splitlines()
+    found = replay_json(wav, tiny_bundle)
+    assert len(plain) == len(found)
+    time, word, score = plain[0].split()
+    assert (float(time), word, float(score)) == (found[0]["time"], found[0]["word"],
+                                                 pytest.approx(found[0]["score"], abs=1e-3))
+    both = [json.loads(line) for line in run_kws("replay", str(wav), str(wav), "--model",
+                                                 str(tiny_bundle), "--json").stdout.splitlines()]
+    assert [d["file"] for d in both] == [str(wav)] * len(found) * 2
+
+
+def test_a_high_threshold_silences_everything(stream, tiny_bundle):
+    assert replay_json(stream[2], tiny_bundle, "--threshold", "1.0") == []
+
+
+@pytest.mark.parametrize("content", [None, b"RIFF\x00\x00garbage", b""])
+def test_unreadable_files_exit_2_with_one_line(tmp_path, tiny_bundle, content):
+    path = tmp_path / "clip.wav"
+    if content is not None:
+        path.write_bytes(content)
+    result = run_kws("replay", str(path), "--model", str(tiny_bundle), check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0], result.stderr
+
+
+def test_missing_model_or_oversized_block_exits_2(stream, tiny_bundle, tmp_path):
+    result = run_kws("replay", str(stream[2]), "--model", str(tmp_path), check=False)
+    assert result.returncode == 2 and "not a model bundle" in result.stderr
+    result = run_kws("replay", str(stream[2]), "--model", str(tiny_bundle), "--block-ms", "5000",
+                     check=False)
+    assert result.returncode == 2 and "ring_seconds" in result.stderr
+
+
+def test_eval_stream_scores_a_made_stream(tiny_dataset, tiny_bundle, tmp_path):
+    wav, labels_csv, plot = tmp_path / "long.wav", tmp_path / "long.csv", tmp_path / "curve.png"
+    run_kws("make-stream", "--data", str(tiny_dataset), "--out", str(wav), "--labels",
+            str(labels_csv), "--minutes", "1")
+    result = run_kws("eval-stream", "--wav", str(wav), "--labels", str(labels_csv), "--model",
+                     str(tiny_bundle), "--json", "--plot", str(plot))
+    report = json.loads(result.stdout)
+    commands = sum(lab.word in ("yes", "no", "up", "stop") for lab in read_labels(labels_csv))
+    assert report["commands"] == commands > 0
+    assert report["hits"] + report["misses"] + report["wrong"] == commands
+    assert report["hit_rate"] >= 0.5
+    assert [row["threshold"] for row in report["table"]] == sorted(r["threshold"] for r in report["table"])
+    assert plot.stat().st_size > 0
+    text = run_kws("eval-stream", "--wav", str(wav), "--labels", str(labels_csv), "--model",
+                   str(tiny_bundle), "--plot", str(plot)).stdout
+    assert "false alarms" in text and "threshold" in text
