@@ -17,7 +17,8 @@ from kws.config import Config
 from kws.detector import Detector, replay
 
 HELP = "score detections on a labelled stream (hits, false alarms/hour, latency, threshold table)"
-LEVELS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99]
+# Denser at the top, where a good model trades its last false alarms for misses.
+LEVELS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     table = sweep(np.array(times), np.array(scores), bundle.labels, bundle.words, LEVELS,
                   config.posterior.refractory_ms / 1000, labels, duration, tolerance)
     plot = Path(args.plot) if args.plot else Path(args.wav).with_suffix(".tradeoff.png")
-    write_plot(plot, table, result)
+    write_plot(plot, table, result, f"{bundle.path.name}, hop {config.detector.hop_ms:g} ms")
     report = {**result.summary(), "duration_s": duration, "hop_ms": config.detector.hop_ms,
               "thresholds": detector.thresholds, "plot": str(plot),
               "table": [{"threshold": level, "miss_rate": s.miss_rate, "fa_per_hour": s.fa_per_hour,
@@ -79,13 +80,13 @@ def format_report(r: dict) -> str:
              f"p95 {ms(r['latency_p95_s'])}",
              "",
              "threshold (all words)  miss rate  false alarms/hour",
-             *(f"  {row['threshold']:>19.2f}  {row['miss_rate']:9.1%}  {row['fa_per_hour']:17.2f}"
+             *(f"  {row['threshold']:>19g}  {row['miss_rate']:9.1%}  {row['fa_per_hour']:17.2f}"
                for row in r["table"]),
              f"trade-off curve: {r['plot']}"]
     return "\n".join(lines)
 
 
-def write_plot(path: Path, table: list, configured) -> None:
+def write_plot(path: Path, table: list, configured, title: str) -> None:
     """False alarms per hour against miss rate, one point per threshold, and the configured one."""
     import matplotlib
 
@@ -103,6 +104,7 @@ def write_plot(path: Path, table: list, configured) -> None:
     ax.set_xlabel("false alarms per hour (non-command audio)")
     ax.set_ylabel("miss rate (%)")
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
