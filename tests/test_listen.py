@@ -8,22 +8,21 @@ would run it; then it gets Ctrl-C (SIGINT).
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from kws.commands.listen import Report
 from kws.detector import Detection
 from pulse import VirtualMic, virtual_mic  # noqa: F401 (a fixture)
+from spoken import spoken_stream
 
 RATE = 16000
 
@@ -52,6 +51,66 @@ np.savez(out, samples=samples, arrivals=np.array(arrivals))
 def _kws(mic: VirtualMic, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kws", *args], env=mic.env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+class Lines:
+    """A pipe's lines, collected by a thread so a test can wait for one without blocking."""
+
+    def __init__(self, pipe):
+        self.lines: list[str] = []
+        self._new: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self.lines.append(line.rstrip("\n"))
+            self._new.put(line)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if text in self._new.get(timeout=max(0.0, deadline - time.monotonic())):
+                    return
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} within {timeout} s:\n"
+                                     + "\n".join(self.lines)) from None
+
+    def close(self) -> list[str]:
+        self._thread.join(timeout=10)
+        return self.lines
+
+
+def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundle, tmp_path):
+    _, labels, wav = spoken_stream(tmp_path)  # voices the tiny model never heard
+    words = [word for word, _, _ in labels]
+    config = tiny_bundle.parent / "tiny.yaml"  # what it was trained with: the tiny words
+    exec_log = tmp_path / "exec.log"
+    launched = time.monotonic()
+    proc = _kws(virtual_mic, "listen", "--json", "--model", str(tiny_bundle), "--config",
+                str(config), "--exec", f'echo "$KWS_WORD" >> {exec_log}')
+    stderr = Lines(proc.stderr)
+    try:
+        stderr.wait_for("listening", timeout=60)
+        listening = time.monotonic()
+        virtual_mic.play(wav)
+        # No waiting: what is still in the ring when it stops is processed before it exits.
+        proc.send_signal(signal.SIGINT)
+        out = proc.stdout.read()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    err = stderr.close()
+    print(f"start-up {listening - launched:.2f} s\n" + "\n".join(err) + "\n" + out)
+    assert "kws: words: yes (0.70), no (0.70), up (0.70), stop (0.70)" in err
+    detections = [json.loads(line) for line in out.splitlines()]
+    assert [d["word"] for d in detections] == words, (out, err)
+    # Stream time 0 is when listening started, just before the file started playing.
+    for d, (word, start, end) in zip(detections, labels):
+        assert start < d["time"] < end + 1.0, (d, word, start, end)
+    assert re.fullmatch(r"kws: stopped after \d+\.\d s: 8 detections, 0 samples lost", err[-1])
+    assert exec_log.read_text().split() == words
 
 
 def test_devices_lists_the_virtual_mic_as_default(virtual_mic):
