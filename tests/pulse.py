@@ -29,6 +29,7 @@ SINK = "vmic_sink"
 class VirtualMic:
     runtime_dir: Path
     env: dict[str, str]  # os.environ plus PULSE_SERVER: pass to every client
+    pid: int  # the server's: killing it is how a test makes the microphone vanish
 
     def play(self, wav: Path) -> None:
         """Play ``wav`` into the virtual microphone; returns when it has been played."""
@@ -63,7 +64,7 @@ def pulse_server(timeout: float = 10.0) -> Iterator[VirtualMic]:
                 raise RuntimeError("PulseAudio did not start: "
                                    + (runtime_dir / "pulseaudio.log").read_text()[-2000:])
             time.sleep(0.1)
-        yield VirtualMic(runtime_dir, env)
+        yield VirtualMic(runtime_dir, env, daemon.pid)
     finally:
         daemon.terminate()
         try:

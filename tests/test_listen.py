@@ -8,6 +8,7 @@ would run it; then it gets Ctrl-C (SIGINT).
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import signal
@@ -21,7 +22,7 @@ import soundfile as sf
 
 from kws.commands.listen import Report
 from kws.detector import Detection
-from pulse import VirtualMic, virtual_mic  # noqa: F401 (a fixture)
+from pulse import VirtualMic, pulse_server, virtual_mic  # noqa: F401 (a fixture)
 from spoken import spoken_stream
 
 RATE = 16000
@@ -111,6 +112,20 @@ def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundl
         assert start < d["time"] < end + 1.0, (d, word, start, end)
     assert re.fullmatch(r"kws: stopped after \d+\.\d s: 8 detections, 0 samples lost", err[-1])
     assert exec_log.read_text().split() == words
+
+
+def test_vanishing_audio_server_is_one_line_error(tiny_bundle):
+    with pulse_server() as mic:  # a server of its own: this test kills it
+        proc = _kws(mic, "listen", "--model", str(tiny_bundle))
+        stderr = Lines(proc.stderr)
+        stderr.wait_for("listening", timeout=60)
+        os.kill(mic.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == 2
+    err = stderr.close()
+    # PortAudio prints its own diagnostics before it; kws says what happened in one line.
+    assert [line for line in err if line.startswith("kws: error")] == [err[-1]]
+    assert err[-1] == ("kws: error: input device [1] default (ALSA) stopped delivering audio "
+                       "(unplugged, or the audio server went away)")
 
 
 def test_devices_lists_the_virtual_mic_as_default(virtual_mic):
