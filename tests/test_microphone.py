@@ -7,6 +7,7 @@ consumer that falls behind and a device that vanishes are all staged here with a
 from __future__ import annotations
 
 import ctypes.util
+import json
 import os
 import re
 import signal
@@ -21,8 +22,11 @@ import pytest
 from kws.audio import microphone
 from kws.audio.microphone import (Microphone, MicrophoneError, capture_rate, find_input_device,
                                   import_sounddevice)
+from kws.audio.files import resample
 from kws.audio.ring import RingBuffer
+from kws.cli import main
 from kws.commands.listen import Report, listen
+from spoken import spoken_stream
 
 BLOCK = 160
 
@@ -36,7 +40,8 @@ class FakeFlags:
 
 class FakeStream:
     """``sounddevice.InputStream``: ``start`` plays ``fake.script`` through the callback from a
-    thread of its own, as PortAudio would; ``(block, overflow, pause_s)`` per callback."""
+    thread of its own, as PortAudio would; ``(block, overflow, pause_s)`` per callback. Then it
+    calls ``fake.at_end(stream)``, if set."""
 
     def __init__(self, fake: "FakeSounddevice", *, samplerate, blocksize, device, channels, dtype,
                  callback, finished_callback):
@@ -44,7 +49,7 @@ class FakeStream:
         fake.opened.append({"rate": samplerate, "device": device})
         self._fake = fake
         self._callback = callback
-        self._finished = finished_callback
+        self.finished_callback = finished_callback
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._play, daemon=True)
 
@@ -54,8 +59,8 @@ class FakeStream:
                 return
             self._callback(block.reshape(-1, 1), len(block), None, FakeFlags(overflow))
             time.sleep(pause)
-        if self._fake.vanish:
-            self._finished()
+        if self._fake.at_end:
+            self._fake.at_end(self)
 
     def start(self) -> None:
         self._thread.start()
@@ -63,7 +68,7 @@ class FakeStream:
     def close(self, ignore_errors: bool = True) -> None:
         self._closed.set()
         self._thread.join()
-        self._finished()  # PortAudio calls it whenever a stream stops, asked to or not
+        self.finished_callback()  # PortAudio calls it whenever a stream stops, asked to or not
 
 
 class FakeSounddevice:
@@ -73,12 +78,12 @@ class FakeSounddevice:
         pass
 
     def __init__(self, names=("Built-in Mic", "USB Mic", "USB Mic 2"), default=0,
-                 rates=(16000,), script=(), vanish=False):
+                 rates=(16000,), script=(), at_end=None):
         self.names = names
         self.default = type("default", (), {"device": [default, default]})
         self.rates = rates
         self.script = list(script)
-        self.vanish = vanish
+        self.at_end = at_end
         self.expect_block = BLOCK
         self.opened: list[dict] = []
 
@@ -230,7 +235,7 @@ def test_stalled_consumer_loses_samples_reports_them_and_keeps_listening(fake_sd
 
 def test_vanished_device_is_one_line_error(fake_sd, capsys):
     fake_sd.script = _blocks([0.0] * 5)
-    fake_sd.vanish = True
+    fake_sd.at_end = lambda stream: stream.finished_callback()  # as when a device is unplugged
     with pytest.raises(MicrophoneError, match="stopped delivering audio") as err:
         _listen(fake_sd, StubDetector(capacity=16000), duration=5)
     assert "\n" not in str(err.value)
@@ -249,9 +254,27 @@ def test_signal_stops_cleanly(fake_sd, capsys, sig):
 
 
 def test_cli_bad_device_exits_2_with_one_line(fake_sd, capsys):
-    from kws.cli import main
-
     assert main(["listen", "--device", "headset"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err == "kws: error: --device 'headset': no input device matches (see `kws devices`)\n"
+
+
+def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, tiny_bundle, tmp_path,
+                                                                capsys):
+    """The whole command, in process: the device only takes 48 kHz, so kws opens it at 48 kHz
+    and the detector resamples; the spoken stream is still detected word for word."""
+    audio, labels, _ = spoken_stream(tmp_path)
+    audio48 = resample(audio, 16000, 48000)
+    block = 480  # audio.block_ms at 48 kHz
+    fake_sd.rates = (48000,)
+    fake_sd.expect_block = block
+    # Four times real time: fast, yet far from filling the two-second ring.
+    fake_sd.script = [(audio48[i:i + block], False, block / 48000 / 4)
+                      for i in range(0, len(audio48) - block + 1, block)]
+    fake_sd.at_end = lambda stream: os.kill(os.getpid(), signal.SIGINT)
+    assert main(["listen", "--json", "--model", str(tiny_bundle)]) == 0
+    out, err = capsys.readouterr()
+    assert "48000 Hz, resampled to 16000 Hz" in err
+    assert [json.loads(line)["word"] for line in out.splitlines()] == [w for w, _, _ in labels]
+    assert fake_sd.opened == [{"rate": 48000, "device": 0}]
