@@ -35,6 +35,7 @@ class AudioConfig(_Section):
     clip_seconds: float = Pos
     block_ms: float = Pos
     ring_seconds: float = Pos
+    device: int | str | None  # kws listen's input; None: the system default
 
     @property
     def clip_samples(self) -> int:

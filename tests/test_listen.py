@@ -139,7 +139,7 @@ def test_invalid_device_name_is_one_line_error(virtual_mic):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert out == ""
-    assert err.splitlines() == ["kws: error: --device 'no such mic': no input device matches "
+    assert err.splitlines() == ["kws: error: no input device matches 'no such mic' "
                                 "(see `kws devices`)"]
 
 

@@ -115,12 +115,13 @@ def test_device_by_default_index_and_name(fake_sd):
     assert find_input_device("1").name == "USB Mic"
     assert find_input_device("built-in").index == 0
     assert find_input_device("usb mic").index == 1  # an exact name is not ambiguous
+    assert find_input_device(2).name == "USB Mic 2"  # audio.device: 2 in a config file
 
 
 @pytest.mark.parametrize("query, message", [
     ("usb", "matches several input devices: [1] USB Mic (Fake), [2] USB Mic 2 (Fake)"),
-    ("headset", "no input device matches"),
-    ("7", "no input device with that index"),
+    ("headset", "no input device matches 'headset'"),
+    ("7", "no input device has index 7"),
 ])
 def test_bad_device_is_one_line_error(fake_sd, query, message):
     with pytest.raises(MicrophoneError, match=re.escape(message)) as err:
@@ -257,7 +258,7 @@ def test_cli_bad_device_exits_2_with_one_line(fake_sd, capsys):
     assert main(["listen", "--device", "headset"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == "kws: error: --device 'headset': no input device matches (see `kws devices`)\n"
+    assert err == "kws: error: no input device matches 'headset' (see `kws devices`)\n"
 
 
 def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, tiny_bundle, tmp_path,
@@ -278,3 +279,10 @@ def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, tiny_bu
     assert "48000 Hz, resampled to 16000 Hz" in err
     assert [json.loads(line)["word"] for line in out.splitlines()] == [w for w, _, _ in labels]
     assert fake_sd.opened == [{"rate": 48000, "device": 0}]
+
+
+def test_config_audio_device_is_used_when_no_device_flag(fake_sd, tmp_path, capsys):
+    config = tmp_path / "mic.yaml"
+    config.write_text("audio:\n  device: headset\n")
+    assert main(["listen", "--config", str(config)]) == 2
+    assert "no input device matches 'headset'" in capsys.readouterr().err

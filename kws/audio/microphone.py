@@ -59,7 +59,7 @@ def input_devices() -> list[InputDevice]:
     return devices
 
 
-def find_input_device(query: str | None = None) -> InputDevice:
+def find_input_device(query: int | str | None = None) -> InputDevice:
     """The device ``query`` names (an index, or a case-insensitive name substring); default: the
     system's default input. An exact name wins over substrings, so ``pulse`` is not ambiguous
     just because another device is called ``pulse monitor``."""
@@ -70,20 +70,20 @@ def find_input_device(query: str | None = None) -> InputDevice:
             raise MicrophoneError("no default input device; choose one with --device "
                                   "(see `kws devices`)")
         return chosen[0]
+    query = str(query)
     if query.strip().isdigit():
         chosen = [d for d in devices if d.index == int(query)]
         if not chosen:
-            raise MicrophoneError(f"--device {query}: no input device with that index "
-                                  "(see `kws devices`)")
+            raise MicrophoneError(f"no input device has index {query} (see `kws devices`)")
         return chosen[0]
     wanted = query.lower()
     exact = [d for d in devices if d.name.lower() == wanted]
     matches = exact or [d for d in devices if wanted in d.name.lower()]
     if not matches:
-        raise MicrophoneError(f"--device {query!r}: no input device matches (see `kws devices`)")
+        raise MicrophoneError(f"no input device matches {query!r} (see `kws devices`)")
     if len(matches) > 1:
         names = ", ".join(str(d) for d in matches)
-        raise MicrophoneError(f"--device {query!r} matches several input devices: {names}")
+        raise MicrophoneError(f"{query!r} matches several input devices: {names}")
     return matches[0]
 
 

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_detector_arguments(parser)
     parser.add_argument("--device", metavar="DEVICE",
                         help="input device: index or part of its name (see `kws devices`; "
-                             "default: the system's default input)")
+                             "default: audio.device in the config, else the system's default)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per detection on stdout, as `kws replay --json`")
     parser.add_argument("--exec", metavar="CMD", dest="exec_command",
@@ -66,11 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     # The device first: a wrong --device is reported before seconds go into loading a model.
-    device = find_input_device(args.device)
+    device = find_input_device(args.device if args.device is not None else config.audio.device)
     rate = capture_rate(device, config.audio.sample_rate)
     config, bundle = detector_setup(args, config)
     detector = Detector(bundle, config, input_rate=rate)
     meter = Meter(rate) if args.meter and sys.stdout.isatty() else None
+    if args.meter and meter is None:
+        _note("no level meter: stdout is not a terminal")
     write = detector.write if meter is None else meter.tee(detector.write)
     microphone = Microphone(device, rate, max(1, round(rate * config.audio.block_ms / 1000)),
                             write)
