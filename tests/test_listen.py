@@ -18,6 +18,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from kws.commands.listen import Report
@@ -83,6 +84,7 @@ class Lines:
         return self.lines
 
 
+@pytest.mark.slow
 def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundle, tmp_path):
     _, labels, wav = spoken_stream(tmp_path)  # voices the tiny model never heard
     words = [word for word, _, _ in labels]
@@ -114,6 +116,7 @@ def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundl
     assert exec_log.read_text().split() == words
 
 
+@pytest.mark.slow
 def test_vanishing_audio_server_is_one_line_error(tiny_bundle):
     with pulse_server() as mic:  # a server of its own: this test kills it
         proc = _kws(mic, "listen", "--model", str(tiny_bundle))

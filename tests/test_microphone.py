@@ -261,6 +261,7 @@ def test_cli_bad_device_exits_2_with_one_line(fake_sd, capsys):
     assert err == "kws: error: no input device matches 'headset' (see `kws devices`)\n"
 
 
+@pytest.mark.slow
 def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, tiny_bundle, tmp_path,
                                                                 capsys):
     """The whole command, in process: the device only takes 48 kHz, so kws opens it at 48 kHz
