@@ -127,8 +127,8 @@ def test_vanishing_audio_server_is_one_line_error(tiny_bundle):
     err = stderr.close()
     # PortAudio prints its own diagnostics before it; kws says what happened in one line.
     assert [line for line in err if line.startswith("kws: error")] == [err[-1]]
-    assert err[-1] == ("kws: error: input device [1] default (ALSA) stopped delivering audio "
-                       "(unplugged, or the audio server went away)")
+    assert re.fullmatch(r"kws: error: input device \[\d+\] .+ stopped delivering audio "
+                        r"\(unplugged, or the audio server went away\)", err[-1])
 
 
 def test_devices_lists_the_virtual_mic_as_default(virtual_mic):
