@@ -227,9 +227,9 @@ def test_stalled_consumer_loses_samples_reports_them_and_keeps_listening(fake_sd
     _listen(fake_sd, detector, duration=0.8)
     out, err = capsys.readouterr()
     assert detector.lost_samples == 20 * BLOCK
-    assert f"warning: {20 * BLOCK} samples lost (2 input overflows) so far; still listening" in err
+    assert f"warning: {20 * BLOCK} samples lost, 2 input overflows so far; still listening" in err
     assert err.strip().splitlines()[-1].endswith(
-        f"1 detection, {20 * BLOCK} samples lost (2 input overflows)")
+        f"1 detection, {20 * BLOCK} samples lost, 2 input overflows")
     assert out.count('"word": "yes"') == 1  # the word after the loss was still detected
     assert detector.consumed == (10 + len(later)) * BLOCK
 

@@ -162,7 +162,7 @@ class LossWatch:
         lost, overflows = self._counts()
         text = f"{lost} sample{'' if lost == 1 else 's'} lost"
         if overflows:
-            text += f" ({overflows} input overflow{'' if overflows == 1 else 's'})"
+            text += f", {overflows} input overflow{'' if overflows == 1 else 's'}"
         return text
 
 
