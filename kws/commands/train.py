@@ -32,6 +32,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if config.train.data is None:
         raise KwsError("no training data: pass --data DIR or set train.data in the config")
     data = config.base_dir / config.train.data
+    if not data.is_dir():  # before the seconds TensorFlow takes to import
+        raise KwsError(f"{data}: no such dataset directory")
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.out).name
 
     from train.main import set_threads, train_bundle
