@@ -1,0 +1,1 @@
+"""One module per `kws` subcommand (see kws.cli for the contract)."""
