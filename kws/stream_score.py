@@ -33,6 +33,7 @@ class Score:
     false_alarms: int
     non_command_hours: float
     latencies: list[float] = field(default_factory=list)
+    per_word: dict[str, tuple[int, int]] = field(default_factory=dict)  # word -> (hits, said)
 
     @property
     def hit_rate(self) -> float:
@@ -56,7 +57,8 @@ class Score:
                 "wrong": self.wrong, "false_alarms": self.false_alarms,
                 "hit_rate": self.hit_rate, "fa_per_hour": self.fa_per_hour,
                 "non_command_hours": self.non_command_hours,
-                "latency_median_s": self.latency(0.5), "latency_p95_s": self.latency(0.95)}
+                "latency_median_s": self.latency(0.5), "latency_p95_s": self.latency(0.95),
+                "per_word": {w: {"hits": h, "commands": n} for w, (h, n) in self.per_word.items()}}
 
 
 def score(detections: list[tuple[float, str]], labels: list[Label], words: list[str],
@@ -81,10 +83,14 @@ def score(detections: list[tuple[float, str]], labels: list[Label], words: list[
                 other[unhit[0]] = True
     wrong = int((other & ~hit).sum())
     speech = sum(lab.end - lab.start for lab in commands)
+    said = [lab.word for lab in commands]
+    per_word = {w: (int(hit[[s == w for s in said]].sum()), said.count(w))
+                for w in words if w in said}
     return Score(commands=len(commands), hits=int(hit.sum()),
                  misses=len(commands) - int(hit.sum()) - wrong, wrong=wrong,
                  false_alarms=len(detections) - int(hit.sum()) - wrong,
-                 non_command_hours=max(duration - speech, 0.0) / 3600, latencies=latencies)
+                 non_command_hours=max(duration - speech, 0.0) / 3600, latencies=latencies,
+                 per_word=per_word)
 
 
 def replay_trigger(times: np.ndarray, scores: np.ndarray, classes: list[str],

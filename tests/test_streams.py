@@ -72,6 +72,7 @@ def test_score_counts_hits_misses_wrong_and_false_alarms():
     assert s.latencies == [pytest.approx(0.2)]
     assert s.fa_per_hour == pytest.approx(3.0)  # an hour of non-command audio
     assert s.miss_rate == pytest.approx(2 / 3)
+    assert s.per_word == {"yes": (1, 2), "no": (0, 1)}
 
 
 def test_score_tolerance_and_detection_before_word_start():

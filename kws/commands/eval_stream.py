@@ -78,6 +78,8 @@ def format_report(r: dict) -> str:
              f"non-command audio, {r['non_command_hours'] * 60:.1f} min)",
              f"  latency after end of word: median {ms(r['latency_median_s'])}, "
              f"p95 {ms(r['latency_p95_s'])}",
+             "  hits per word: " + ", ".join(f"{w} {c['hits']}/{c['commands']}"
+                                             for w, c in r["per_word"].items()),
              "",
              "threshold (all words)  miss rate  false alarms/hour",
              *(f"  {row['threshold']:>19g}  {row['miss_rate']:9.1%}  {row['fa_per_hour']:17.2f}"
