@@ -95,6 +95,8 @@ class AugmentConfig(_Section):
     noise_snr_db: tuple[float, float]
     gain_db: tuple[float, float]
     silence_rms: tuple[float, float]
+    partial_fraction: float = Field(ge=0)
+    partial_keep: tuple[float, float]
     specaugment_time_masks: int = Field(ge=0)
     specaugment_time_width: int = Field(ge=0)
     specaugment_freq_masks: int = Field(ge=0)
@@ -102,7 +104,7 @@ class AugmentConfig(_Section):
 
     @model_validator(mode="after")
     def _ranges(self) -> "AugmentConfig":
-        for name in ("noise_snr_db", "gain_db", "silence_rms"):
+        for name in ("noise_snr_db", "gain_db", "silence_rms", "partial_keep"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name} must be [low, high] with low <= high, got [{low}, {high}]")
@@ -113,6 +115,7 @@ class TrainConfig(_Section):
     data: str | None
     arch: Literal["cnn", "lstm", "bilstm", "dscnn", "tcresnet"]
     bilstm_merge: Literal["concat", "sum", "mul", "ave"]
+    width: float = Pos
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     clips_per_class: int = Field(ge=1)

@@ -116,6 +116,13 @@ def test_augmentation(config):
     quiet = Augmenter(params.model_copy(update={"noise_probability": 0.0, "gain_db": (0.0, 0.0)}), [], 16000)
     moved = [int(np.argmax(quiet.waveform(click, rng))) - 8000 for _ in range(200)]
     assert max(np.abs(moved)) <= 1600 and len(set(moved)) > 50
+    word = np.zeros(16000, np.float32)
+    word[4000:12000] = 0.5  # an 0.5-s "word"
+    for _ in range(20):
+        cut = quiet.partial(word, (4000, 12000), rng)
+        inside = np.flatnonzero(cut)
+        assert 0.1 * 8000 <= len(inside) <= 0.5 * 8000 + 1
+        assert inside[0] == 0 or inside[-1] == 15999  # at the window's edge
     feats = np.zeros((98, 40), np.float32)
     feats[:, :] = np.arange(40)
     masked = aug.spectrogram(feats, rng)

@@ -15,7 +15,7 @@ from train.dataset import labels_for, list_clips, load_audio
 from train.evaluate import evaluation_audio
 from train.fit import Workdir, compile_model, fit, new_state
 from train.models import ARCHITECTURES, build
-from train.pipeline import BatchMaker, epoch_indices, features, training_dataset
+from train.pipeline import CLIP, PARTIAL, SILENCE_CLIP, BatchMaker, epoch_plan, features, training_dataset
 
 pytestmark = pytest.mark.slow
 LABELS = labels_for(TINY_WORDS)
@@ -42,24 +42,29 @@ def test_pipeline_features_equal_frontend(clips, config):
     expected = np.stack([frontend.compute(w) for w in clips.waves[:8]])
     assert np.array_equal(features(frontend, clips.waves[:8]), expected)
     maker = BatchMaker(clips.waves, clips.targets, frontend,
-                       Augmenter(no_augmentation(config), [], 16000), 0)
-    x, y = maker(np.arange(8), np.array([0, 0, 0]))
+                       Augmenter(no_augmentation(config), [], 16000), 0, 1)
+    x, y = maker(np.stack([np.arange(8), np.full(8, CLIP)], 1), np.array([0, 0, 0]))
     assert np.array_equal(x, expected) and np.array_equal(y, clips.targets[:8])
 
 
 def test_balanced_epochs_and_repeatable_batches(clips, config):
-    order = epoch_indices(clips.targets, len(LABELS), 0, 50, np.random.default_rng(0))
-    counts = np.bincount(np.where(order < 0, 0, clips.targets[order]), minlength=len(LABELS))
-    assert list(counts) == [50] * len(LABELS)  # silence, unknown and every word alike
+    plan = epoch_plan(clips.targets, len(LABELS), 0, 1, 50, 20, np.random.default_rng(0))
+    kinds = plan[:, 1]
+    assert (kinds == SILENCE_CLIP).sum() == 50 and (kinds == PARTIAL).sum() == 20
+    counts = np.bincount(clips.targets[plan[kinds == CLIP, 0]], minlength=len(LABELS))
+    assert list(counts) == [0] + [50] * (len(LABELS) - 1)  # unknown and every word alike
+    assert (clips.targets[plan[kinds == PARTIAL, 0]] >= 2).all()  # cut from command words
     frontend = FrontEnd(config.features, 16000)
     maker = BatchMaker(clips.waves, clips.targets, frontend,
-                       Augmenter(config.train.augment, [], 16000), 0)
-    first, steps = training_dataset(maker, len(LABELS), 16, 32, 7, 0, 2)
-    again, _ = training_dataset(maker, len(LABELS), 16, 32, 7, 1, 2)  # resumed at epoch 1
+                       Augmenter(config.train.augment, [], 16000), 0, 1)
+    first, steps = training_dataset(maker, len(LABELS), 16, 0, 32, 7, 0, 2)
+    again, _ = training_dataset(maker, len(LABELS), 16, 0, 32, 7, 1, 2)  # resumed at epoch 1
     assert steps == 3
     batches = [x.numpy() for x, _ in first]
     assert len(batches) == 6 and batches[0].shape == (32, 98, 40)
     assert np.array_equal(batches[3], next(iter(again))[0].numpy())
+    x, y = maker(np.array([[2, PARTIAL]] * 4), np.array([1, 2, 3]))
+    assert (y == 1).all() and x.shape == (4, 98, 40)
 
 
 def test_every_architecture_builds(config):
@@ -72,14 +77,14 @@ def test_every_architecture_builds(config):
 
 def test_resume_continues_after_finished_epochs(clips, tiny_dataset, config, tmp_path):
     frontend = FrontEnd(config.features, 16000)
-    maker = BatchMaker(clips.waves, clips.targets, frontend, Augmenter(config.train.augment, [], 16000), 0)
+    maker = BatchMaker(clips.waves, clips.targets, frontend, Augmenter(config.train.augment, [], 16000), 0, 1)
     val = evaluation_audio(tiny_dataset, "validation", config)
     val_x = features(frontend, val.waves)
     work = Workdir(tmp_path / "work")
     work.reset()
 
     def run(epochs, state):
-        data, steps = training_dataset(maker, len(LABELS), 8, 16, 0, state["epoch"], epochs)
+        data, steps = training_dataset(maker, len(LABELS), 8, 0, 16, 0, state["epoch"], epochs)
         if state["epoch"]:
             model = keras.models.load_model(work.last)
         else:

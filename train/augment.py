@@ -45,11 +45,27 @@ class Augmenter:
         level = _log_uniform(rng, *self.params.silence_rms)
         return np.clip(self.noise(length, rng) * level, -1.0, 1.0)
 
-    def waveform(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def partial(self, wave: np.ndarray, bounds: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+        """Only the head or the tail of the word in ``bounds``, at the window's edge.
+
+        A stream's window slides over every word: these clips (labelled ``_unknown_``) teach
+        the model that a word entering or leaving the window is not yet, or no longer, the
+        word. Without them most false alarms on streams came just after a word's end.
+        """
+        start, end = bounds
+        keep = max(1, round((end - start) * rng.uniform(*self.params.partial_keep)))
+        out = np.zeros_like(wave)
+        if rng.random() < 0.5:
+            out[:keep] = wave[end - keep:end]
+        else:
+            out[-keep:] = wave[start:start + keep]
+        return self.waveform(out, rng, shift=False)
+
+    def waveform(self, wave: np.ndarray, rng: np.random.Generator, shift: bool = True) -> np.ndarray:
         """Time shift (zero fill), background noise at a random SNR, then a random gain."""
         p = self.params
         out = np.zeros_like(wave)
-        shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if self.max_shift else 0
+        shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if shift and self.max_shift else 0
         if shift >= 0:
             out[shift:] = wave[:len(wave) - shift]
         else:

@@ -15,7 +15,7 @@ from kws.errors import KwsError
 from kws.features import FrontEnd
 from train import export
 from train.augment import Augmenter, silence_clips
-from train.dataset import SILENCE, labels_for, list_clips, load_audio, load_noise
+from train.dataset import SILENCE, UNKNOWN, labels_for, list_clips, load_audio, load_noise
 from train.evaluate import EvalData, evaluation_audio
 from train.fit import Workdir, compile_model, fit, new_state, strategy
 from train.metrics import score, table
@@ -93,9 +93,11 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
     elif state["epoch"]:
         print(f"resuming after epoch {state['epoch']} (best {state['best']:.4f} at epoch "
               f"{state['best_epoch']})", flush=True)
-    maker = BatchMaker(audio.waves, audio.targets, frontend, augmenter, labels.index(SILENCE))
-    batches, steps = training_dataset(maker, len(labels), tc.clips_per_class, tc.batch_size,
-                                      tc.seed, state["epoch"], tc.epochs)
+    maker = BatchMaker(audio.waves, audio.targets, frontend, augmenter, labels.index(SILENCE),
+                       labels.index(UNKNOWN))
+    partials = round(tc.augment.partial_fraction * tc.clips_per_class)
+    batches, steps = training_dataset(maker, len(labels), tc.clips_per_class, partials,
+                                      tc.batch_size, tc.seed, state["epoch"], tc.epochs)
     with strategy().scope():
         if state["epoch"]:
             model = keras.models.load_model(work.last)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from kws.features import FrontEnd
+from kws.streams import speech_bounds
 from train.augment import Augmenter
 
 
@@ -27,73 +28,88 @@ def features(frontend: FrontEnd, waves: np.ndarray) -> np.ndarray:
     return out
 
 
-def epoch_indices(targets: np.ndarray, num_classes: int, silence_label: int,
-                  clips_per_class: int, rng: np.random.Generator) -> np.ndarray:
-    """One balanced epoch: ``clips_per_class`` clip indices per class, ``-1`` for a silence clip.
+# What a row of an epoch plan asks for: the clip itself, a fresh silence clip, or only the
+# head or tail of the clip (a word entering or leaving the window), labelled unknown.
+CLIP, SILENCE_CLIP, PARTIAL = 0, 1, 2
 
-    Scarce classes are drawn with replacement (augmentation makes the repeats differ);
+
+def epoch_plan(targets: np.ndarray, num_classes: int, silence_label: int, unknown_label: int,
+               clips_per_class: int, partials: int, rng: np.random.Generator) -> np.ndarray:
+    """One balanced epoch, shuffled: rows of ``(clip index, kind)``.
+
+    ``clips_per_class`` rows per class (silence included), plus ``partials`` partial-word
+    rows. Scarce classes are drawn with replacement (augmentation makes the repeats differ);
     classes with no clips at all are left out rather than failing.
     """
-    parts = [np.full(clips_per_class, -1)]
+    parts = [np.stack([np.zeros(clips_per_class, int), np.full(clips_per_class, SILENCE_CLIP)], 1)]
     for label in range(num_classes):
-        if label == silence_label:
-            continue
         pool = np.flatnonzero(targets == label)
-        if len(pool):
-            parts.append(rng.choice(pool, clips_per_class, replace=len(pool) < clips_per_class))
-    return rng.permutation(np.concatenate(parts))
+        if label != silence_label and len(pool):
+            picked = rng.choice(pool, clips_per_class, replace=len(pool) < clips_per_class)
+            parts.append(np.stack([picked, np.full(clips_per_class, CLIP)], 1))
+    words = np.flatnonzero((targets != silence_label) & (targets != unknown_label))
+    if partials and len(words):
+        picked = rng.choice(words, partials, replace=len(words) < partials)
+        parts.append(np.stack([picked, np.full(partials, PARTIAL)], 1))
+    plan = np.concatenate(parts)
+    return plan[rng.permutation(len(plan))]
 
 
 class BatchMaker:
-    """Turns clip indices into an augmented ``(features, labels)`` batch."""
+    """Turns an epoch plan's rows into an augmented ``(features, labels)`` batch."""
 
     def __init__(self, waves: np.ndarray, targets: np.ndarray, frontend: FrontEnd,
-                 augmenter: Augmenter, silence_label: int):
+                 augmenter: Augmenter, silence_label: int, unknown_label: int):
         self.waves, self.targets = waves, targets
         self.frontend, self.augmenter = frontend, augmenter
-        self.silence_label = silence_label
+        self.silence_label, self.unknown_label = silence_label, unknown_label
+        self.bounds = [speech_bounds(w, frontend.sample_rate) for w in waves]
 
-    def __call__(self, indices: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, rows: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
         length = self.waves.shape[1]
-        x = np.empty((len(indices), self.frontend.num_frames(length), self.frontend.dim), np.float32)
-        y = np.empty(len(indices), np.int32)
-        for row, index in enumerate(indices):
-            if index < 0:
+        x = np.empty((len(rows), self.frontend.num_frames(length), self.frontend.dim), np.float32)
+        y = np.empty(len(rows), np.int32)
+        for row, (index, kind) in enumerate(rows):
+            if kind == SILENCE_CLIP:
                 wave, y[row] = self.augmenter.silence(length, rng), self.silence_label
+            elif kind == PARTIAL:
+                wave = self.augmenter.partial(self.waves[index], self.bounds[index], rng)
+                y[row] = self.unknown_label
             else:
-                wave = self.augmenter.waveform(self.waves[index], rng)
-                y[row] = self.targets[index]
+                wave, y[row] = self.augmenter.waveform(self.waves[index], rng), self.targets[index]
             x[row] = self.augmenter.spectrogram(self.frontend.compute(wave), rng)
         return x, y
 
 
-def training_dataset(maker: BatchMaker, num_classes: int, clips_per_class: int,
+def training_dataset(maker: BatchMaker, num_classes: int, clips_per_class: int, partials: int,
                      batch_size: int, seed: int, first_epoch: int,
                      epochs: int) -> tuple[tf.data.Dataset, int]:
     """Batches for epochs ``first_epoch .. epochs-1`` and the number of steps per epoch."""
-    per_epoch = clips_per_class * (1 + sum(
-        1 for c in range(num_classes) if c != maker.silence_label and (maker.targets == c).any()))
-    steps = max(1, per_epoch // batch_size)
+
+    def plan(epoch: int) -> np.ndarray:
+        return epoch_plan(maker.targets, num_classes, maker.silence_label, maker.unknown_label,
+                          clips_per_class, partials, np.random.default_rng([seed, epoch]))
+
+    steps = max(1, len(plan(0)) // batch_size)
 
     def plans():
         for epoch in range(first_epoch, epochs):
-            order = epoch_indices(maker.targets, num_classes, maker.silence_label,
-                                  clips_per_class, np.random.default_rng([seed, epoch]))
+            order = plan(epoch)
             for step in range(steps):
                 yield order[step * batch_size:(step + 1) * batch_size], [seed, epoch, step]
 
     frames = maker.frontend.num_frames(maker.waves.shape[1])
     dim = maker.frontend.dim
 
-    def build(indices, batch_seed):
-        x, y = tf.numpy_function(maker, [indices, batch_seed], [tf.float32, tf.int32],
+    def build(rows, batch_seed):
+        x, y = tf.numpy_function(maker, [rows, batch_seed], [tf.float32, tf.int32],
                                  stateful=False)
         x.set_shape([None, frames, dim])
         y.set_shape([None])
         return x, y
 
     data = tf.data.Dataset.from_generator(plans, output_signature=(
-        tf.TensorSpec([None], tf.int64), tf.TensorSpec([3], tf.int64)))
+        tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([3], tf.int64)))
     data = data.map(build, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE), steps

@@ -19,10 +19,11 @@ def _bn_relu(x):
 
 @register("dscnn")
 def body(x, config):
+    width = round(WIDTH * config.width)
     x = layers.Reshape((*x.shape[1:], 1))(x)
-    x = _bn_relu(layers.Conv2D(WIDTH, (10, 4), strides=(2, 2), padding="same", use_bias=False)(x))
+    x = _bn_relu(layers.Conv2D(width, (10, 4), strides=(2, 2), padding="same", use_bias=False)(x))
     for _ in range(BLOCKS):
         x = _bn_relu(layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(x))
-        x = _bn_relu(layers.Conv2D(WIDTH, 1, use_bias=False)(x))
+        x = _bn_relu(layers.Conv2D(width, 1, use_bias=False)(x))
     x = layers.GlobalAveragePooling2D()(x)
     return layers.Dropout(0.2)(x)

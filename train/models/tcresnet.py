@@ -2,7 +2,8 @@
 
 The mel bins are the channels of a 1-D convolution over time, so every layer sees the whole
 spectrum at once and the network stays shallow and cheap: ~70k parameters, a few million
-multiply-adds per window, and fast training on a CPU.
+multiply-adds per window, and fast training on a CPU. ``train.width`` scales the channels
+(1.5 is the paper's TC-ResNet8-1.5).
 """
 
 from keras import layers
@@ -26,8 +27,8 @@ def _block(x, channels):
 
 @register("tcresnet")
 def body(x, config):
-    x = layers.Conv1D(STEM, 3, padding="same", use_bias=False)(x)
+    x = layers.Conv1D(round(STEM * config.width), 3, padding="same", use_bias=False)(x)
     for channels in STAGES:
-        x = _block(x, channels)
+        x = _block(x, round(channels * config.width))
     x = layers.GlobalAveragePooling1D()(x)
     return layers.Dropout(0.2)(x)

@@ -1,0 +1,28 @@
+"""Per-word thresholds chosen on a labelled validation stream and written into the bundle."""
+
+import json
+import shutil
+
+import pytest
+from conftest import TINY_WORDS, run_kws
+
+from kws.bundle import load_bundle
+from train.thresholds import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_thresholds_from_a_validation_stream(tiny_bundle, tiny_dataset, tmp_path, capsys):
+    config = tiny_bundle.parent / "tiny.yaml"
+    wav, labels = tmp_path / "val.wav", tmp_path / "val.csv"
+    run_kws("make-stream", "--config", str(config), "--data", str(tiny_dataset), "--split",
+            "validation", "--minutes", "1", "--out", str(wav), "--labels", str(labels))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    main(["--model", str(bundle), "--wav", str(wav), "--labels", str(labels), "--config", str(config)])
+    report = json.loads(capsys.readouterr().out)
+    loaded = load_bundle(bundle)
+    assert set(loaded.thresholds) == set(TINY_WORDS) == set(report["thresholds"])
+    assert all(0.5 <= t < 1 for t in loaded.thresholds.values())
+    assert loaded.metadata["threshold_selection"]["false_alarms"] == report["false_alarms"]
+    assert {p.name for p in bundle.iterdir()} == {p.name for p in tiny_bundle.iterdir()}
