@@ -14,6 +14,15 @@ ring and runs the stages::
 Every stage is a public attribute, so the benchmark can time one on its own; setting
 ``Detector.timings`` to a ``StageTimings`` records each stage's cost inside ``process`` too.
 Detections are deterministic in the audio: they do not depend on how it was chunked.
+
+Live use::
+
+    detector = Detector(bundle, config, input_rate=device_rate)
+    # in the sound-card callback:  detector.write(indata[:, 0])
+    while listening:                       # in the processing thread
+        if detector.wait(0.1):
+            for detection in detector.process():
+                ...
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ class Detection:
 
 @dataclass
 class StageTimings:
-    """Seconds spent per stage: features per ``process`` call, classifier and posterior per hop."""
+    """Seconds per stage: features (with draining the ring and resampling) per ``process``
+    call, classifier and posterior per hop."""
 
     features: list[float] = field(default_factory=list)
     classifier: list[float] = field(default_factory=list)
@@ -138,7 +148,8 @@ class Detector:
         self.thresholds = {label: float(t) for label, t in
                            zip(bundle.labels, self.posterior.trigger.thresholds) if np.isfinite(t)}
         self.timings: StageTimings | None = None
-        # Called every hop with (stream seconds, smoothed posteriors): eval-stream records them.
+        # Called every hop with (stream seconds, smoothed posteriors, a fresh array each time):
+        # eval-stream records them for its threshold table.
         self.on_hop: Callable[[float, np.ndarray], None] | None = None
 
     def write(self, chunk: np.ndarray) -> None:

@@ -13,6 +13,7 @@ from kws.bundle import load_bundle
 from kws.config import load_config
 from kws.detector import Detector, FeatureWindow, StageTimings, chunks, replay
 from kws.features import FrontEnd
+from kws.stream_score import replay_trigger
 from spoken import spoken_stream
 
 RATE = 16000
@@ -97,6 +98,18 @@ def test_stage_timings_and_hop_hook_see_every_hop(setup):
     assert len(detector.timings.features) == calls
     assert seen[0][0] == pytest.approx(1.0, abs=0.02)  # the first full window
     assert all(abs(s.sum() - 1) < 1e-3 for _, s in seen)
+
+
+def test_trigger_over_recorded_scores_reproduces_the_detections(setup):
+    # eval-stream's threshold table relies on this: scores recorded once, triggers re-run.
+    bundle, config, audio = setup
+    detector = Detector(bundle, config)
+    times, scores = [], []
+    detector.on_hop = lambda t, smoothed: (times.append(t), scores.append(smoothed))
+    found = [(d.time, d.word) for d in replay(detector, chunks(audio, 160))]
+    trigger = detector.posterior.trigger
+    assert replay_trigger(np.array(times), np.array(scores), bundle.labels, trigger.thresholds,
+                          trigger.refractory) == found
 
 
 def test_detector_path_never_imports_tensorflow_or_librosa(tiny_bundle, stream):

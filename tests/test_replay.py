@@ -23,7 +23,7 @@ def replay_json(wav, bundle, *extra) -> list[dict]:
 
 def test_replay_finds_each_word_once_in_order_at_plausible_times(stream, tiny_bundle):
     _, labels, wav = stream
-    found = replay_json(wav, tiny_bundle)
+    found = replay_json(wav, tiny_bundle, "--threshold", "0.6")  # mid-range for the tiny model
     assert [d["word"] for d in found] == [word for word, _, _ in labels]
     for d, (word, start, end) in zip(found, labels):
         assert set(d) == {"time", "word", "score"}
@@ -89,3 +89,10 @@ def test_eval_stream_scores_a_made_stream(tiny_dataset, tiny_bundle, tmp_path):
     text = run_kws("eval-stream", "--wav", str(wav), "--labels", str(labels_csv), "--model",
                    str(tiny_bundle), "--plot", str(plot)).stdout
     assert "false alarms" in text and "threshold" in text
+
+
+def test_eval_stream_without_labels_exits_2(stream, tiny_bundle, tmp_path):
+    result = run_kws("eval-stream", "--wav", str(stream[2]), "--labels", str(tmp_path / "none.csv"),
+                     "--model", str(tiny_bundle), check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "none.csv" in result.stderr
