@@ -177,13 +177,11 @@ class Detector:
             if not self.features.append(frame):
                 continue
             now = self.features.end_time
-            if timings is None:
-                fired = self.posterior.update(self.classifier(self.features.window), now)
-            else:
-                t0 = _time.perf_counter()
-                probs = self.classifier(self.features.window)
-                t1 = _time.perf_counter()
-                fired = self.posterior.update(probs, now)
+            t0 = _time.perf_counter()
+            probs = self.classifier(self.features.window)
+            t1 = _time.perf_counter()
+            fired = self.posterior.update(probs, now)
+            if timings is not None:
                 timings.classifier.append(t1 - t0)
                 timings.posterior.append(_time.perf_counter() - t1)
             if self.on_hop is not None:
