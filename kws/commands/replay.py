@@ -28,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared with ``eval-stream``: hop, chunk size, one threshold for every word."""
-    parser.add_argument("--hop-ms", type=float, help="classifier hop (default: detector.hop_ms)")
-    parser.add_argument("--block-ms", type=float,
+    parser.add_argument("--hop-ms", type=float, metavar="MS", help="classifier hop (default: detector.hop_ms)")
+    parser.add_argument("--block-ms", type=float, metavar="MS",
                         help="chunk size pushed in, as a sound card delivers (default: audio.block_ms)")
-    parser.add_argument("--threshold", type=float,
+    parser.add_argument("--threshold", type=float, metavar="T",
                         help="one threshold for every word (default: per word, from bundle/config)")
 
 
