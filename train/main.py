@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -15,7 +16,7 @@ from kws.errors import KwsError
 from kws.features import FrontEnd
 from train import export
 from train.augment import Augmenter, silence_clips
-from train.dataset import SILENCE, UNKNOWN, labels_for, list_clips, load_audio, load_noise
+from train.dataset import SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio, load_noise
 from train.evaluate import EvalData, evaluation_audio
 from train.fit import Workdir, compile_model, fit, new_state, strategy
 from train.metrics import score, table
@@ -62,13 +63,27 @@ def _litert_scores(path: Path, x: np.ndarray, data: EvalData) -> dict:
     return score(data.targets, export.litert_posteriors(path, x).argmax(1), data.labels)
 
 
-def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str | Path,
-                 resume: bool = False) -> dict:
-    """Train ``config.train.arch`` on ``data`` and write the bundle ``out``; return its metrics."""
-    tc, data, started = config.train, Path(data), time.time()
-    keras.utils.set_random_seed(tc.seed)
+@dataclass
+class Prepared:
+    """Everything training and export read from the data directory."""
+
+    data: Path
+    labels: list[str]
+    frontend: FrontEnd
+    audio: Audio
+    train_summary: dict
+    noises: list[np.ndarray]
+    noise_skipped: int
+    augmenter: Augmenter
+    val: EvalData
+    val_x: np.ndarray
+    sample_x: np.ndarray  # unaugmented training features: normaliser and int8 calibration
+
+
+def prepare(config: Config, data: str | Path) -> Prepared:
+    """Decode the training and validation clips; compute validation and sample features."""
+    tc, data = config.train, Path(data)
     sr, length = config.audio.sample_rate, config.audio.clip_samples
-    labels = labels_for(config.words)
     audio, train_summary = _training_audio(config, data)
     _say(train_summary, "training")
     noises, bad_noise = load_noise(data, sr)
@@ -76,13 +91,21 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
     val = evaluation_audio(data, "validation", config, seed=tc.seed)
     _say(val.summary, "validation")
     frontend = FrontEnd(config.features, sr)
-    val_x = features(frontend, val.waves)
-
     rng = np.random.default_rng(tc.seed)
     pick = np.sort(rng.choice(len(audio.waves), min(NORMALISER_CLIPS, len(audio.waves)), replace=False))
     sample_x = np.concatenate([features(frontend, audio.waves[pick]),
                                features(frontend, silence_clips(augmenter, len(pick) // 10, length, tc.seed))])
+    return Prepared(data, labels_for(config.words), frontend, audio, train_summary, noises,
+                    len(bad_noise), augmenter, val, features(frontend, val.waves), sample_x)
 
+
+def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str | Path,
+                 resume: bool = False) -> dict:
+    """Train ``config.train.arch`` on ``data`` and write the bundle ``out``; return its metrics."""
+    tc, started = config.train, time.time()
+    keras.utils.set_random_seed(tc.seed)
+    prep = prepare(config, data)
+    labels = prep.labels
     work = Workdir(workdir)
     state = work.state() if resume else None
     if state is None:
@@ -93,8 +116,8 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
     elif state["epoch"]:
         print(f"resuming after epoch {state['epoch']} (best {state['best']:.4f} at epoch "
               f"{state['best_epoch']})", flush=True)
-    maker = BatchMaker(audio.waves, audio.targets, frontend, augmenter, labels.index(SILENCE),
-                       labels.index(UNKNOWN))
+    maker = BatchMaker(prep.audio.waves, prep.audio.targets, prep.frontend, prep.augmenter,
+                       labels.index(SILENCE), labels.index(UNKNOWN))
     partials = round(tc.augment.partial_fraction * tc.clips_per_class)
     batches, steps = training_dataset(maker, len(labels), tc.clips_per_class, partials,
                                       tc.batch_size, tc.seed, state["epoch"], tc.epochs)
@@ -102,44 +125,53 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
         if state["epoch"]:
             model = keras.models.load_model(work.last)
         else:
-            model = build(tc.arch, sample_x, len(labels), tc)
+            model = build(tc.arch, prep.sample_x, len(labels), tc)
             compile_model(model, tc.learning_rate, tc.warmup_epochs * steps, tc.epochs * steps)
     print(f"{tc.arch}: {model.count_params():,} parameters, {steps} steps per epoch", flush=True)
-    state = fit(model, batches, steps, tc.epochs, work, val_x, val.targets, labels, tc.patience, state)
-    train_seconds = time.time() - started
+    state = fit(model, batches, steps, tc.epochs, work, prep.val_x, prep.val.targets, labels,
+                tc.patience, state)
+    training = {"arch": tc.arch, "parameters": model.count_params(), "epochs_run": state["epoch"],
+                "best_epoch": state["best_epoch"], "seconds": round(time.time() - started),
+                "config": tc.model_dump(mode="json"), "history": state["history"]}
+    plot_curves(state["history"], work.path / "curves.png")
+    return finish(model, prep, config, out, work.path, training, [work.path / "curves.png"])
 
-    float_path, int8_path = work.path / "model.tflite", work.path / "model_int8.tflite"
+
+def finish(model: keras.Model, prep: Prepared, config: Config, out: str | Path, work: Path,
+           training: dict, reports: list[Path]) -> dict:
+    """Export to LiteRT (checked against Keras), score validation and test, write the bundle."""
+    tc, labels = config.train, prep.labels
+    rng = np.random.default_rng(tc.seed)
+    float_path, int8_path = work / "model.tflite", work / "model_int8.tflite"
     float_path.write_bytes(export.to_tflite(model))
-    max_diff = export.check_against_keras(model, float_path, val_x[:64])
-    calibration = sample_x[rng.choice(len(sample_x), min(CALIBRATION_WINDOWS, len(sample_x)), replace=False)]
+    max_diff = export.check_against_keras(model, float_path, prep.val_x[:64])
+    calibration = prep.sample_x[rng.choice(len(prep.sample_x), min(CALIBRATION_WINDOWS, len(prep.sample_x)),
+                                           replace=False)]
     int8_path.write_bytes(export.to_tflite(model, calibration))
-    metrics = {"validation": _litert_scores(float_path, val_x, val),
-               "validation_int8": _litert_scores(int8_path, val_x, val)}
-    test = evaluation_audio(data, "testing", config, seed=tc.seed)
+    metrics = {"validation": _litert_scores(float_path, prep.val_x, prep.val),
+               "validation_int8": _litert_scores(int8_path, prep.val_x, prep.val)}
+    test = evaluation_audio(prep.data, "testing", config, seed=tc.seed)
     if (test.targets > labels.index(SILENCE)).any():
-        metrics["testing"] = _litert_scores(float_path, features(frontend, test.waves), test)
+        metrics["testing"] = _litert_scores(float_path, features(prep.frontend, test.waves), test)
     metrics["int8_cost"] = {key: metrics["validation"][key] - metrics["validation_int8"][key]
                             for key in ("accuracy", "balanced_accuracy")}
     metrics["litert_vs_keras_max_diff"] = max_diff
-    metrics["latency_ms"] = {"float": export.latency_ms(float_path, val_x[0]),
-                             "int8": export.latency_ms(int8_path, val_x[0])}
+    metrics["latency_ms"] = {"float": export.latency_ms(float_path, prep.val_x[0]),
+                             "int8": export.latency_ms(int8_path, prep.val_x[0])}
 
     shown = "testing" if "testing" in metrics else "validation"
     print(f"\n{shown} (LiteRT float):\n{table(metrics[shown])}", flush=True)
-    reports = [work.path / "curves.png", work.path / "confusion.png", work.path / "metrics.json"]
-    plot_curves(state["history"], reports[0])
-    plot_confusion(metrics[shown], reports[1], f"{tc.arch}, {shown} split: accuracy "
+    reports = [*reports, work / "confusion.png", work / "metrics.json"]
+    plot_confusion(metrics[shown], reports[-2], f"{training['arch']}, {shown} split: accuracy "
                    f"{100 * metrics[shown]['accuracy']:.1f}%, balanced "
                    f"{100 * metrics[shown]['balanced_accuracy']:.1f}%")
-    reports[2].write_text(json.dumps(metrics, indent=1) + "\n")
-    summary = {"root": str(data.resolve()), "training": train_summary, "validation": val.summary,
-               "testing": test.summary, "noise_files": len(noises), "noise_skipped": len(bad_noise)}
-    training = {"arch": tc.arch, "parameters": model.count_params(), "epochs_run": state["epoch"],
-                "best_epoch": state["best_epoch"], "seconds": round(train_seconds),
-                "config": tc.model_dump(mode="json"), "history": state["history"]}
+    reports[-1].write_text(json.dumps(metrics, indent=1) + "\n")
+    summary = {"root": str(prep.data.resolve()), "training": prep.train_summary,
+               "validation": prep.val.summary, "testing": test.summary,
+               "noise_files": len(prep.noises), "noise_skipped": prep.noise_skipped}
     export.write_bundle(out, keras.Model(model.inputs, model.outputs),  # without optimizer state
-                        {"model.tflite": float_path, "model_int8.tflite": int8_path}, frontend,
-                        labels, config.audio.clip_seconds, {}, reports, arch=tc.arch,
+                        {"model.tflite": float_path, "model_int8.tflite": int8_path}, prep.frontend,
+                        labels, config.audio.clip_seconds, {}, reports, arch=training["arch"],
                         data=summary, training=training, metrics=metrics)
     print(f"bundle written to {out}", flush=True)
     return metrics
