@@ -10,6 +10,8 @@ written.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,24 +29,38 @@ from kws.inference import Classifier
 FLOAT_TOLERANCE = 1e-3
 
 
-def to_tflite(model: keras.Model, representative: np.ndarray | None = None) -> bytes:
+def to_tflite(model: keras.Model, representative: np.ndarray | None = None) -> bytes | None:
     """Convert to a LiteRT flatbuffer taking one ``(1, frames, dim)`` window.
 
     With ``representative`` features the weights and activations are quantised to int8
-    (inputs and outputs stay float, so the runtime feeds raw features either way).
+    (inputs and outputs stay float, so the runtime feeds raw features either way). That
+    conversion runs in a child process: on an LSTM's loop it killed the whole process, so a
+    failure there returns ``None`` instead of losing the run.
     """
     spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="features")
     with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "saved"
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(name="serve", fn=lambda x: model(x, training=False),
                              input_signature=[spec])
-        archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        if representative is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([x[None]] for x in representative)
-        return converter.convert()
+        archive.write_out(str(saved), verbose=False)
+        if representative is None:
+            return convert(saved)
+        calibration, out = Path(tmp) / "calibration.npy", Path(tmp) / "int8.tflite"
+        np.save(calibration, representative)
+        done = subprocess.run([sys.executable, "-m", "train.export", str(saved), str(calibration),
+                               str(out)], capture_output=True)
+        return out.read_bytes() if done.returncode == 0 and out.is_file() else None
+
+
+def convert(saved: Path, representative: np.ndarray | None = None) -> bytes:
+    """LiteRT flatbuffer of a SavedModel; int8 when ``representative`` windows are given."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    if representative is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in representative)
+    return converter.convert()
 
 
 def litert_posteriors(path: Path, windows: np.ndarray) -> np.ndarray:
@@ -90,3 +106,8 @@ def write_bundle(out: str | Path, model: keras.Model, litert: dict[str, Path], f
                        clip_seconds=clip_seconds, features=frontend.params, basis=frontend.basis,
                        thresholds=thresholds, **metadata)
     return Path(out)
+
+
+if __name__ == "__main__":
+    # The child of ``to_tflite``: SAVED_MODEL CALIBRATION.npy OUT.tflite
+    Path(sys.argv[3]).write_bytes(convert(Path(sys.argv[1]), np.load(sys.argv[2])))

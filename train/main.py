@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +101,7 @@ def prepare(config: Config, data: str | Path) -> Prepared:
 def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str | Path,
                  resume: bool = False) -> dict:
     """Train ``config.train.arch`` on ``data`` and write the bundle ``out``; return its metrics."""
-    tc, started = config.train, time.time()
+    tc = config.train
     keras.utils.set_random_seed(tc.seed)
     prep = prepare(config, data)
     labels = prep.labels
@@ -131,7 +130,9 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
     state = fit(model, batches, steps, tc.epochs, work, prep.val_x, prep.val.targets, labels,
                 tc.patience, state)
     training = {"arch": tc.arch, "parameters": model.count_params(), "epochs_run": state["epoch"],
-                "best_epoch": state["best_epoch"], "seconds": round(time.time() - started),
+                "best_epoch": state["best_epoch"],
+                # Epoch times, summed: a resumed run counts its earlier sessions too.
+                "seconds": round(sum(h["seconds"] for h in state["history"])),
                 "config": tc.model_dump(mode="json"), "history": state["history"]}
     plot_curves(state["history"], work.path / "curves.png")
     return finish(model, prep, config, out, work.path, training, [work.path / "curves.png"])
@@ -147,17 +148,23 @@ def finish(model: keras.Model, prep: Prepared, config: Config, out: str | Path, 
     max_diff = export.check_against_keras(model, float_path, prep.val_x[:64])
     calibration = prep.sample_x[rng.choice(len(prep.sample_x), min(CALIBRATION_WINDOWS, len(prep.sample_x)),
                                            replace=False)]
-    int8_path.write_bytes(export.to_tflite(model, calibration))
-    metrics = {"validation": _litert_scores(float_path, prep.val_x, prep.val),
-               "validation_int8": _litert_scores(int8_path, prep.val_x, prep.val)}
+    int8 = export.to_tflite(model, calibration)
+    litert = {"model.tflite": float_path}
+    metrics = {"validation": _litert_scores(float_path, prep.val_x, prep.val)}
     test = evaluation_audio(prep.data, "testing", config, seed=tc.seed)
     if (test.targets > labels.index(SILENCE)).any():
         metrics["testing"] = _litert_scores(float_path, features(prep.frontend, test.waves), test)
-    metrics["int8_cost"] = {key: metrics["validation"][key] - metrics["validation_int8"][key]
-                            for key in ("accuracy", "balanced_accuracy")}
     metrics["litert_vs_keras_max_diff"] = max_diff
-    metrics["latency_ms"] = {"float": export.latency_ms(float_path, prep.val_x[0]),
-                             "int8": export.latency_ms(int8_path, prep.val_x[0])}
+    metrics["latency_ms"] = {"float": export.latency_ms(float_path, prep.val_x[0])}
+    if int8 is None:
+        print("int8 conversion failed: the bundle has the float model only", flush=True)
+    else:
+        int8_path.write_bytes(int8)
+        litert["model_int8.tflite"] = int8_path
+        metrics["validation_int8"] = _litert_scores(int8_path, prep.val_x, prep.val)
+        metrics["int8_cost"] = {key: metrics["validation"][key] - metrics["validation_int8"][key]
+                                for key in ("accuracy", "balanced_accuracy")}
+        metrics["latency_ms"]["int8"] = export.latency_ms(int8_path, prep.val_x[0])
 
     shown = "testing" if "testing" in metrics else "validation"
     print(f"\n{shown} (LiteRT float):\n{table(metrics[shown])}", flush=True)
@@ -170,7 +177,7 @@ def finish(model: keras.Model, prep: Prepared, config: Config, out: str | Path, 
                "validation": prep.val.summary, "testing": test.summary,
                "noise_files": len(prep.noises), "noise_skipped": prep.noise_skipped}
     export.write_bundle(out, keras.Model(model.inputs, model.outputs),  # without optimizer state
-                        {"model.tflite": float_path, "model_int8.tflite": int8_path}, prep.frontend,
+                        litert, prep.frontend,
                         labels, config.audio.clip_seconds, {}, reports, arch=training["arch"],
                         data=summary, training=training, metrics=metrics)
     print(f"bundle written to {out}", flush=True)
