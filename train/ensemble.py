@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -51,7 +52,12 @@ def main(argv: list[str] | None = None) -> None:
     training = {"arch": "ensemble of " + ", ".join(m["arch"] for m in members),
                 "parameters": model.count_params(), "members": members,
                 "seconds": sum(m["seconds"] for m in members)}
-    metrics = finish(model, prepare(config, args.data), config, args.out, work, training, [])
+    curves = []  # each member's training curves travel with the ensemble
+    for i, b in enumerate(bundles):
+        if (b.path / "curves.png").is_file():
+            curves.append(work / f"curves-member{i}.png")
+            shutil.copyfile(b.path / "curves.png", curves[-1])
+    metrics = finish(model, prepare(config, args.data), config, args.out, work, training, curves)
     print(json.dumps({k: metrics[k]["balanced_accuracy"] for k in ("validation", "testing") if k in metrics}))
 
 
