@@ -122,6 +122,13 @@ def measure_detection_latency(bundle: Bundle, config: Config, audio: np.ndarray,
     return result.summary()
 
 
+# Run first in every timed child: report the child's own peak RSS (VmHWM) on exit. ru_maxrss
+# would not do: it survives exec, so a child of a large parent reports the parent's peak.
+_PEAK = ("import atexit, sys\n"
+         "atexit.register(lambda: sys.stderr.write('\\nkws-peak-kb ' + [l.split()[1] for l in "
+         "open('/proc/self/status') if l.startswith('VmHWM')][0] + '\\n'))\n")
+
+
 def measure_startup(model: Path, config_file: str | None, runs: int = 3) -> dict:
     """Whole-process time of ``kws replay`` on a one-second file (imports, model load, first
     windows), and the peak resident memory of such a process."""
@@ -130,28 +137,25 @@ def measure_startup(model: Path, config_file: str | None, runs: int = 3) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "one_second.wav"
         write_wav(wav, np.zeros(16000, np.float32), 16000)
-        command = [sys.executable, "-m", "kws", *(["--config", config_file] if config_file else []),
-                   "replay", str(wav), "--model", str(model)]
-        return _time_command(command, runs)
+        argv = ["kws", *(["--config", config_file] if config_file else []),
+                "replay", str(wav), "--model", str(model)]
+        code = f"import runpy, sys\nsys.argv = {argv!r}\nrunpy.run_module('kws', run_name='__main__')\n"
+        return _time_python(code, runs)
 
 
-def _time_command(command: list[str], runs: int) -> dict:
-    """Median wall time of ``runs`` runs, and the largest peak RSS of one of them."""
+def _time_python(code: str, runs: int) -> dict:
+    """Median wall time of ``runs`` runs of ``python -c code``, and the largest peak RSS."""
     times, peaks = [], []
     for _ in range(runs):
         start = time.perf_counter()
-        with tempfile.TemporaryFile() as errors:
-            child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-            # wait4 gives this child's own resource usage (ru_maxrss in kB on Linux).
-            _, status, usage = os.wait4(child.pid, 0)
-            child.returncode = os.waitstatus_to_exitcode(status)
-            if child.returncode != 0:
-                errors.seek(0)
-                last = errors.read().decode(errors="replace").strip().splitlines()[-1:]
-                raise KwsError(f"benchmark command failed: {' '.join(command[:4])}...: "
-                               f"{last[0] if last else child.returncode}")
+        child = subprocess.run([sys.executable, "-c", _PEAK + code], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - start)
-        peaks.append(usage.ru_maxrss / 1024)
+        lines = child.stderr.strip().splitlines()
+        if child.returncode != 0 or not lines or not lines[-1].startswith("kws-peak-kb "):
+            last = [line for line in lines if not line.startswith("kws-peak-kb")][-1:]
+            raise KwsError(f"benchmark child process failed: {last[0] if last else child.returncode}")
+        peaks.append(int(lines[-1].split()[1]) / 1024)
     return {"seconds": float(np.median(times)), "peak_rss_mb": max(peaks)}
 
 
@@ -210,7 +214,7 @@ def measure_naive(baseline: NaiveBaseline, audio: np.ndarray, hop_ms: float, hop
 
 def naive_startup(model: Path, runs: int = 3) -> dict:
     """Process time to import TensorFlow and librosa and load the Keras model."""
-    code = ("import sys, keras, librosa\n"
+    code = ("import keras, librosa\n"
             "try:\n    import train.models\nexcept ImportError:\n    pass\n"
-            "keras.saving.load_model(sys.argv[1], compile=False)\n")
-    return _time_command([sys.executable, "-c", code, str(model / "model.keras")], runs)
+            f"keras.saving.load_model({str(model / 'model.keras')!r}, compile=False)\n")
+    return _time_python(code, runs)
