@@ -53,6 +53,10 @@ class Bundle:
         """Labels that are reported as detections (not ``_silence_`` or ``_unknown_``)."""
         return [label for label in self.labels if label not in NON_WORDS]
 
+    @property
+    def has_int8(self) -> bool:
+        return (self.path / "model_int8.tflite").is_file()
+
     def model_file(self, int8: bool = False) -> Path:
         path = self.path / ("model_int8.tflite" if int8 else "model.tflite")
         if not path.is_file():

@@ -73,6 +73,7 @@ class DetectorConfig(_Section):
     model: str
     hop_ms: float = Pos
     num_threads: int = Field(ge=1)
+    int8: bool
 
 
 class PosteriorConfig(_Section):
@@ -143,8 +144,6 @@ class Config(_Section):
     posterior: PosteriorConfig
     train: TrainConfig
     stream: StreamConfig
-    # Directory that relative paths in the file (the model) are taken from.
-    base_dir: Path = Path(".")
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
@@ -159,12 +158,10 @@ class Config(_Section):
 
     @property
     def model_path(self) -> Path:
-        return (self.base_dir / self.detector.model).resolve()
+        return Path(self.detector.model)
 
     def to_dict(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
-        data.pop("base_dir")
-        return data
+        return self.model_dump(mode="json")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -209,17 +206,27 @@ def _validate(data: dict, source: str) -> Config:
         raise ConfigError(f"{source}: {key}: {message}") from None
 
 
+# Path-valued keys: a relative path is relative to the file that sets it.
+PATH_KEYS = (("detector", "model"), ("train", "data"))
+
+
+def _anchor_paths(data: dict, path: Path) -> dict:
+    for section, key in PATH_KEYS:
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+        if isinstance(value, str) and value:
+            data[section][key] = str((path.resolve().parent / Path(value).expanduser()).resolve())
+    return data
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load the defaults, with the file at ``path`` (if any) laid over them."""
-    data = _read_yaml(DEFAULT_CONFIG)
-    base_dir = DEFAULT_CONFIG.parent
+    data = _anchor_paths(_read_yaml(DEFAULT_CONFIG), DEFAULT_CONFIG)
     source = str(DEFAULT_CONFIG)
     if path is not None:
         path = Path(path)
-        data = _merge(data, _read_yaml(path))
-        base_dir = path.resolve().parent
+        data = _merge(data, _anchor_paths(_read_yaml(path), path))
         source = str(path)
-    return _validate({**data, "base_dir": base_dir}, source)
+    return _validate(data, source)
 
 
 def with_overrides(config: Config, overrides: dict[str, Any]) -> Config:

@@ -135,7 +135,9 @@ class Detector:
         self.source = SampleSource(max(1, round(config.audio.ring_seconds * self.input_rate)),
                                    self.input_rate, rate)
         frontend = bundle.frontend()
-        self.classifier = bundle.classifier(config.detector.num_threads)
+        # Not every architecture quantises (the LSTM's int8 conversion fails): fall back to float.
+        self.int8 = config.detector.int8 and bundle.has_int8
+        self.classifier = bundle.classifier(config.detector.num_threads, self.int8)
         frames = frontend.num_frames(config.audio.clip_samples)
         if self.classifier.input_shape != (frames, frontend.dim) or \
                 self.classifier.num_classes != len(bundle.labels):

@@ -21,9 +21,12 @@ def test_file_overrides_only_its_keys(tmp_path):
     config = load_config(path)
     assert config.features.kind == "mfcc" and config.features.n_mels == 40
     assert config.detector.hop_ms == 30
-    # Relative model paths follow the file that names them.
-    path.write_text("detector:\n  model: elsewhere/m\n")
-    assert load_config(path).model_path == (tmp_path / "elsewhere/m").resolve()
+    # A relative path follows the file that sets it; one the file leaves out keeps the default's.
+    assert config.model_path == load_config().model_path
+    path.write_text("detector:\n  model: elsewhere/m\ntrain:\n  data: sc\n")
+    config = load_config(path)
+    assert config.model_path == (tmp_path / "elsewhere/m").resolve()
+    assert config.train.data == str((tmp_path / "sc").resolve())
 
 
 @pytest.mark.parametrize("override, key", [

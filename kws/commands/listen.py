@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     resampled = "" if rate == config.audio.sample_rate else \
         f", resampled to {config.audio.sample_rate} Hz"
     _note(f"input: {device}, {rate} Hz{resampled}")
-    _note(f"model: {bundle.path}")
+    _note(f"model: {bundle.path} ({'int8' if detector.int8 else 'float'}), hop {config.detector.hop_ms:g} ms")
     _note("words: " + ", ".join(f"{w} ({t:.2f})" for w, t in detector.thresholds.items()))
     report = Report(json_lines=args.json, command=args.exec_command)
     listen(detector, microphone, report, meter=meter, duration=args.duration)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         "train.arch": args.arch, "train.epochs": args.epochs, "train.seed": args.seed})
     if config.train.data is None:
         raise KwsError("no training data: pass --data DIR or set train.data in the config")
-    data = config.base_dir / config.train.data
+    data = Path(config.train.data)
     if not data.is_dir():  # before the seconds TensorFlow takes to import
         raise KwsError(f"{data}: no such dataset directory")
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.out).name
