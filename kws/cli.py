@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import math
 import sys
 from pathlib import Path
 
@@ -65,6 +67,23 @@ def model_overrides(args: argparse.Namespace) -> dict:
     """Config overrides for ``--model``; a path on the command line is relative to the cwd."""
     model = getattr(args, "model", None)
     return {"detector.model": str(Path(model).resolve()) if model else None}
+
+
+def json_line(value) -> str:
+    """``value`` as one line of JSON: NaN (an undefined figure) becomes null, numpy scalars numbers."""
+    return json.dumps(_json_safe(value))
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

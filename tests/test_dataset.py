@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import TINY_UNKNOWN, TINY_WORDS
+from conftest import TINY_WORDS
 from speech import make_dataset
 
 from kws.audio.files import write_wav

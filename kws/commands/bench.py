@@ -4,14 +4,12 @@ ours against the tutorials' naive loop, measured in one run on one CPU thread.""
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from kws.cli import add_model_argument, model_overrides
+from kws.cli import add_model_argument, json_line, model_overrides
 from kws.config import Config, with_overrides
 
 HELP = "benchmark streaming latency and cost against a naive librosa + Keras baseline"
@@ -95,7 +93,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     _plot(Path(args.plot), totals)
     results["plot"] = args.plot
     if args.json:
-        print(json.dumps(_clean(results)))
+        print(json_line(results))
     else:
         print(format_report(results))
     return 0
@@ -177,19 +175,6 @@ def _plot(path: Path, totals: dict[str, list[float]]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def _clean(value):
-    """JSON-safe: numpy scalars to floats, NaN to null."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _progress(stage: str) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from kws.bundle import load_bundle
-from kws.cli import add_model_argument, model_overrides
+from kws.cli import add_model_argument, json_line, model_overrides
 from kws.config import Config, with_overrides
 
 HELP = "score a model bundle on labelled clips: accuracy, per-class precision/recall, confusion"
@@ -49,5 +49,5 @@ def run(args: argparse.Namespace, config: Config) -> int:
     (report / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     print(f"confusion matrix: {report / 'confusion.png'}")
     if args.json:
-        print(json.dumps(metrics))
+        print(json_line(metrics))
     return 0

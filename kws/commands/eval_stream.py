@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.audio.files import read_blocks
-from kws.cli import add_model_argument
+from kws.cli import add_model_argument, json_line
 from kws.commands.replay import add_detector_arguments, detector_setup
 from kws.config import Config
 from kws.detector import Detector, replay
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
               "table": [{"threshold": level, "miss_rate": s.miss_rate, "fa_per_hour": s.fa_per_hour,
                          "false_alarms": s.false_alarms} for level, s in table]}
     if args.json:
-        print(json.dumps(_finite(report)))
+        print(json_line(report))
     else:
         print(format_report(report))
     return 0
@@ -112,14 +111,3 @@ def write_plot(path: Path, table: list, configured, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _finite(value):
-    """JSON has no NaN: undefined figures (no hits, no commands) become null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
