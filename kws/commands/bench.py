@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="process starts timed, the median is reported (default: %(default)s)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the naive baseline (it needs TensorFlow and librosa)")
-    parser.add_argument("--plot", default="bench_latency.png", metavar="PNG",
+    parser.add_argument("--plot", default="runs/bench_latency.png", metavar="PNG",
                         help="per-hop latency histogram (default: %(default)s)")
 
 
@@ -173,6 +173,7 @@ def _plot(path: Path, totals: dict[str, list[float]]) -> None:
     ax.set_title("kws bench: per-hop latency on one CPU thread")
     ax.legend()
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
