@@ -92,10 +92,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         totals[f"naive, hop {results['naive']['hop_ms']:g} ms"] = results["naive"].pop("_totals")
     _plot(Path(args.plot), totals)
     results["plot"] = args.plot
-    if args.json:
-        print(json_line(results))
-    else:
-        print(format_report(results))
+    print(json_line(results) if args.json else format_report(results))
     return 0
 
 

@@ -59,10 +59,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
               "thresholds": detector.thresholds, "plot": str(plot),
               "table": [{"threshold": level, "miss_rate": s.miss_rate, "fa_per_hour": s.fa_per_hour,
                          "false_alarms": s.false_alarms} for level, s in table]}
-    if args.json:
-        print(json_line(report))
-    else:
-        print(format_report(report))
+    print(json_line(report) if args.json else format_report(report))
     return 0
 
 
