@@ -21,6 +21,9 @@ from kws import __version__
 from kws.config import Config, load_config
 from kws.errors import KwsError
 
+# The runtime install leaves these out (see pyproject.toml); commands that need them say so.
+TRAINING_ONLY = {"tensorflow", "keras", "librosa", "tensorboard"}
+
 # name -> module; order is the order of `kws --help`.
 COMMANDS = {
     "listen": "kws.commands.listen",
@@ -94,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     except KwsError as err:
         print(f"kws: error: {err}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in TRAINING_ONLY:
+            raise
+        print(f"kws: error: `kws {args.command}` needs the training extras ({err.name} is not "
+              "installed): pip install -e '.[train]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("kws: interrupted", file=sys.stderr)
         return 130
