@@ -141,6 +141,18 @@ def bundle_writer(out: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def rewrite_metadata(bundle: Bundle, **changes) -> None:
+    """Rewrite ``bundle`` with ``changes`` merged into its metadata, atomically like any write."""
+    with bundle_writer(bundle.path) as staging:
+        for item in bundle.path.iterdir():
+            shutil.copyfile(item, staging / item.name)
+        _write_json(staging / "metadata.json", {**bundle.metadata, **changes})
+
+
+def _write_json(path: Path, meta: dict) -> None:
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def write_metadata(directory: Path, *, labels: list[str], sample_rate: int, clip_seconds: float,
                    features: FeatureConfig, basis: np.ndarray, thresholds: dict[str, float],
                    **extra) -> None:
@@ -148,5 +160,5 @@ def write_metadata(directory: Path, *, labels: list[str], sample_rate: int, clip
     meta = {"format": FORMAT, "labels": labels, "sample_rate": sample_rate,
             "clip_seconds": clip_seconds, "features": features.model_dump(),
             "thresholds": thresholds, **extra}
-    (directory / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    _write_json(directory / "metadata.json", meta)
     np.savez(directory / "frontend.npz", basis=basis.astype(np.float32))

@@ -123,3 +123,39 @@ def sweep(times: np.ndarray, scores: np.ndarray, classes: list[str], words: list
         found = replay_trigger(times, scores, classes, thresholds, refractory)
         rows.append((level, score(found, labels, words, duration, tolerance)))
     return rows
+
+
+@dataclass
+class Recording:
+    """One replay of a stream: every hop's time and smoothed posteriors, and the detections."""
+
+    times: np.ndarray  # stream seconds of each hop
+    scores: np.ndarray  # (hops, classes) smoothed posteriors
+    detections: list[tuple[float, str]]
+    duration: float  # seconds of audio
+    thresholds: dict[str, float]  # each word's threshold in the replay
+
+
+def record_stream(bundle, config, wav, progress: bool = False) -> Recording:
+    """Replay ``wav`` through the live ``Detector`` once, recording what every hop saw.
+
+    ``replay_trigger`` and ``sweep`` then re-decide over the recording for any thresholds
+    without running the model again.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    from kws.audio.files import read_blocks
+    from kws.detector import Detector, replay
+
+    rate, frames, blocks = read_blocks(wav, config.audio.block_ms)
+    detector = Detector(bundle, config, input_rate=rate)
+    times, scores, found = [], [], []
+    detector.on_hop = lambda t, smoothed: (times.append(t), scores.append(smoothed))
+    with tqdm(total=round(frames / rate), unit="s", desc="replaying", file=sys.stderr,
+              disable=None if progress else True, leave=False) as bar:
+        for block in blocks:
+            found += [(d.time, d.word) for d in replay(detector, [block])]
+            bar.update(len(block) / rate)
+    return Recording(np.array(times), np.array(scores), found, frames / rate, detector.thresholds)

@@ -14,30 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from kws.audio.files import read_blocks
-from kws.bundle import Bundle, bundle_writer, load_bundle
+from kws.bundle import Bundle, load_bundle, rewrite_metadata
 from kws.config import Config, load_config, with_overrides
-from kws.detector import Detector, replay
-from kws.stream_score import replay_trigger, score
+from kws.stream_score import record_stream, replay_trigger, score
 from kws.streams import read_labels
 
 LEVELS = np.round(np.concatenate([np.arange(0.5, 0.95, 0.01), np.arange(0.95, 0.999, 0.002)]), 3)
-
-
-def stream_posteriors(bundle: Bundle, config: Config, wav: Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """Hop times, smoothed posteriors ``(hops, classes)`` and the duration of the stream."""
-    rate, frames, blocks = read_blocks(wav, config.audio.block_ms)
-    detector = Detector(bundle, config, input_rate=rate)
-    times, scores = [], []
-    detector.on_hop = lambda t, smoothed: (times.append(t), scores.append(np.array(smoothed)))
-    for _ in replay(detector, blocks):
-        pass
-    return np.array(times), np.array(scores), frames / rate
 
 
 def choose(times, scores, bundle: Bundle, labels, duration: float, config: Config) -> tuple[dict, dict]:
@@ -60,15 +46,6 @@ def choose(times, scores, bundle: Bundle, labels, duration: float, config: Confi
     return chosen, score(found, labels, bundle.words, duration, tolerance).summary()
 
 
-def write_thresholds(bundle: Bundle, thresholds: dict, report: dict) -> None:
-    """Rewrite the bundle with new thresholds in its metadata (atomically, like any bundle write)."""
-    meta = {**bundle.metadata, "thresholds": thresholds, "threshold_selection": report}
-    with bundle_writer(bundle.path) as staging:
-        for item in bundle.path.iterdir():
-            shutil.copyfile(item, staging / item.name)
-        (staging / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m train.thresholds", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, metavar="DIR")
@@ -79,11 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.config)
     bundle = load_bundle(args.model, config)
     config = with_overrides(config, {"words": bundle.words})
-    times, scores, duration = stream_posteriors(bundle, config, Path(args.wav))
-    thresholds, result = choose(times, scores, bundle, read_labels(args.labels), duration, config)
-    report = {"stream": str(args.wav), "minutes": round(duration / 60, 1),
+    rec = record_stream(bundle, config, Path(args.wav))
+    thresholds, result = choose(rec.times, rec.scores, bundle, read_labels(args.labels),
+                                rec.duration, config)
+    report = {"stream": str(args.wav), "minutes": round(rec.duration / 60, 1),
               "rule": "lowest level with no error of that word on the stream", **result}
-    write_thresholds(bundle, thresholds, report)
+    rewrite_metadata(bundle, thresholds=thresholds, threshold_selection=report)
     print(json.dumps({"thresholds": thresholds, **report}, indent=1))
 
 

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
-import numpy as np
-
-from kws.audio.files import read_blocks
 from kws.cli import add_model_argument, json_line
 from kws.commands.replay import add_detector_arguments, detector_setup
 from kws.config import Config
-from kws.detector import Detector, replay
 
 HELP = "score detections on a labelled stream (hits, false alarms/hour, latency, threshold table)"
 # Denser at the top, where a good model trades its last false alarms for misses.
@@ -31,32 +26,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from tqdm import tqdm
-
-    from kws.stream_score import score, sweep
+    from kws.stream_score import record_stream, score, sweep
     from kws.streams import read_labels
 
     config, bundle = detector_setup(args, config)
     labels = read_labels(args.labels)
-    rate, frames, blocks = read_blocks(args.wav, config.audio.block_ms)
-    detector = Detector(bundle, config, input_rate=rate)
-    times, scores = [], []
-    detector.on_hop = lambda t, smoothed: (times.append(t), scores.append(smoothed))
-    with tqdm(total=round(frames / rate), unit="s", desc="replaying", file=sys.stderr,
-              disable=None, leave=False) as bar:
-        found = []
-        for block in blocks:
-            found += replay(detector, [block])
-            bar.update(len(block) / rate)
-    duration = frames / rate
+    rec = record_stream(bundle, config, args.wav, progress=True)
+    duration = rec.duration
     tolerance = config.stream.tolerance_ms / 1000
-    result = score([(d.time, d.word) for d in found], labels, bundle.words, duration, tolerance)
-    table = sweep(np.array(times), np.array(scores), bundle.labels, bundle.words, LEVELS,
+    result = score(rec.detections, labels, bundle.words, duration, tolerance)
+    table = sweep(rec.times, rec.scores, bundle.labels, bundle.words, LEVELS,
                   config.posterior.refractory_ms / 1000, labels, duration, tolerance)
     plot = Path(args.plot) if args.plot else Path(args.wav).with_suffix(".tradeoff.png")
     write_plot(plot, table, result, f"{bundle.path.name}, hop {config.detector.hop_ms:g} ms")
     report = {**result.summary(), "duration_s": duration, "hop_ms": config.detector.hop_ms,
-              "thresholds": detector.thresholds, "plot": str(plot),
+              "thresholds": rec.thresholds, "plot": str(plot),
               "table": [{"threshold": level, "miss_rate": s.miss_rate, "fa_per_hour": s.fa_per_hour,
                          "false_alarms": s.false_alarms} for level, s in table]}
     print(json_line(report) if args.json else format_report(report))
