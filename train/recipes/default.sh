@@ -19,4 +19,5 @@ python -m train.ensemble --config train/recipes/default.yaml --data "$DATA" --ou
     --bundles runs/bundles/whole-seed0 runs/bundles/partial-seed0 runs/bundles/whole-seed1
 kws make-stream --data "$DATA" --split validation --minutes 30 --seed 1 \
     --out runs/streams/val30.wav --labels runs/streams/val30.csv
-python -m train.thresholds --model models/default --wav runs/streams/val30.wav --labels runs/streams/val30.csv
+python -m train.thresholds --config train/recipes/thresholds.yaml --model models/default \
+    --wav runs/streams/val30.wav --labels runs/streams/val30.csv
