@@ -111,15 +111,13 @@ def measure_live_cpu(bundle: Bundle, config: Config, audio: np.ndarray) -> dict:
     return {"seconds": wall, "cpu_s": cpu, "cpu_share": cpu / wall, "lost_samples": detector.lost_samples}
 
 
-def measure_detection_latency(bundle: Bundle, config: Config, audio: np.ndarray, labels) -> dict:
+def measure_detection_latency(bundle: Bundle, config: Config, wav: Path, labels) -> dict:
     """Stream seconds from the end of each spoken command to its detection (hits only)."""
-    from kws.stream_score import score
+    from kws.stream_score import record_stream, score
 
-    detector = Detector(bundle, config)
-    found = [(d.time, d.word) for d in replay(detector, chunks(audio, config.audio.block_samples))]
-    result = score(found, labels, bundle.words, len(audio) / config.audio.sample_rate,
-                   config.stream.tolerance_ms / 1000)
-    return result.summary()
+    rec = record_stream(bundle, config, wav)
+    return score(rec.detections, labels, bundle.words, rec.duration,
+                 config.stream.tolerance_ms / 1000).summary()
 
 
 # Run first in every timed child: report the child's own peak RSS (VmHWM) on exit. ru_maxrss

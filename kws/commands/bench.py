@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     results["live"] = bench.measure_live_cpu(bundle, config, audio[:int(args.live_seconds * rate)])
     if labels is not None:
         _progress("detection latency")
-        results["detection"] = bench.measure_detection_latency(bundle, config, audio, labels)
+        results["detection"] = bench.measure_detection_latency(bundle, config, args.wav, labels)
     _progress("start-up")
     results["startup"] = bench.measure_startup(bundle.path, args.config, args.startup_runs)
     if not args.no_baseline:
