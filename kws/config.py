@@ -112,6 +112,26 @@ class AugmentConfig(_Section):
         return self
 
 
+class NegativeSource(_Section):
+    path: str                       # folder of audio in which no command is said
+    weight: float = Field(ge=0)     # one-second windows per epoch, as a fraction of clips_per_class
+    context: bool = False           # also the running speech put around embedded commands
+
+
+class NegativesConfig(_Section):
+    sources: list[NegativeSource] = []
+    holdout: float = Unit           # share of each source's speakers kept apart for validation
+    embedded_fraction: float = Field(ge=0)
+    embedded_gap_ms: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _check(self) -> "NegativesConfig":
+        low, high = self.embedded_gap_ms
+        if not 0 <= low <= high:
+            raise ValueError(f"embedded_gap_ms must be [low, high] with 0 <= low <= high, got [{low}, {high}]")
+        return self
+
+
 class TrainConfig(_Section):
     data: str | None
     arch: Literal["cnn", "lstm", "bilstm", "dscnn", "tcresnet"]
@@ -127,6 +147,7 @@ class TrainConfig(_Section):
     silence_fraction: float = Unit
     unknown_fraction: float = Unit
     augment: AugmentConfig
+    negatives: NegativesConfig
 
 
 class StreamConfig(_Section):
@@ -210,11 +231,21 @@ def _validate(data: dict, source: str) -> Config:
 PATH_KEYS = (("detector", "model"), ("train", "data"))
 
 
+def _anchor(value, path: Path):
+    if isinstance(value, str) and value:
+        return str((path.resolve().parent / Path(value).expanduser()).resolve())
+    return value
+
+
 def _anchor_paths(data: dict, path: Path) -> dict:
     for section, key in PATH_KEYS:
-        value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
-        if isinstance(value, str) and value:
-            data[section][key] = str((path.resolve().parent / Path(value).expanduser()).resolve())
+        if isinstance(data.get(section), dict) and key in data[section]:
+            data[section][key] = _anchor(data[section][key], path)
+    negatives = data.get("train", {}).get("negatives") if isinstance(data.get("train"), dict) else None
+    sources = negatives.get("sources") if isinstance(negatives, dict) else None
+    for source in sources if isinstance(sources, list) else []:
+        if isinstance(source, dict) and "path" in source:
+            source["path"] = _anchor(source["path"], path)
     return data
 
 

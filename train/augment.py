@@ -61,6 +61,36 @@ class Augmenter:
             out[-keep:] = wave[start:start + keep]
         return self.waveform(out, rng, shift=False)
 
+    def embedded(self, wave: np.ndarray, bounds: tuple[int, int], context: np.ndarray,
+                 gap: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+        """The word in ``bounds`` with running speech from ``context`` just before, after or both.
+
+        A command is a word said on its own: the same word inside a sentence must not fire.
+        These clips (labelled ``_unknown_``) show the model the word with speech ``gap``
+        samples away, at a level within 6 dB of the word's.
+        """
+        start, end = bounds
+        word = wave[start:end]
+        out = np.zeros_like(wave)
+        length = len(wave)
+        at = int(rng.integers(0, max(1, length - len(word) + 1)))
+        out[at:at + len(word)] = word
+        level = _rms(word) * 10 ** (rng.uniform(-6, 6) / 20)
+        side = rng.integers(3)  # 0: speech before, 1: after, 2: both
+        if side != 1 and at > gap[0]:
+            stop = at - int(rng.integers(gap[0], min(gap[1], at) + 1))
+            out[:stop] = self._speech(context, stop, level, rng)
+        if side != 0 and length - at - len(word) > gap[0]:
+            begin = at + len(word) + int(rng.integers(gap[0], min(gap[1], length - at - len(word)) + 1))
+            out[begin:] = self._speech(context, length - begin, level, rng)
+        return self.waveform(out, rng, shift=False)
+
+    @staticmethod
+    def _speech(context: np.ndarray, length: int, level: float, rng: np.random.Generator) -> np.ndarray:
+        start = int(rng.integers(0, max(1, len(context) - length)))
+        piece = np.resize(context[start:start + length], length)
+        return piece * (level / max(_rms(piece), 1e-6))
+
     def waveform(self, wave: np.ndarray, rng: np.random.Generator, shift: bool = True) -> np.ndarray:
         """Time shift (zero fill), background noise at a random SNR, then a random gain."""
         p = self.params

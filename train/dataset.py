@@ -186,6 +186,17 @@ def load_audio(clips: ClipSet, sample_rate: int, clip_samples: int, desc: str = 
     return Audio(waves[keep], targets, skipped)
 
 
+def load_audio_files(paths: list[Path], sample_rate: int, desc: str) -> list[np.ndarray]:
+    """Decode whole files of any length; unreadable ones are skipped."""
+    out = []
+    for path in tqdm(paths, desc=f"reading {desc}", unit="file", leave=False, disable=None):
+        try:
+            out.append(read_audio(path, sample_rate))
+        except AudioFileError:
+            continue
+    return out
+
+
 def load_noise(root: str | Path, sample_rate: int) -> tuple[list[np.ndarray], list[str]]:
     """Background-noise recordings (``_background_noise_``); unreadable ones are skipped."""
     folder = Path(root) / NOISE_DIR

@@ -15,12 +15,14 @@ from kws.errors import KwsError
 from kws.features import FrontEnd
 from train import export
 from train.augment import Augmenter, silence_clips
-from train.dataset import SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio, load_noise
+from train.dataset import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
+                           load_audio_files, load_noise)
 from train.evaluate import EvalData, evaluation_audio
 from train.fit import Workdir, compile_model, fit, new_state, strategy
 from train.metrics import score, table
 from train.models import build
-from train.pipeline import BatchMaker, features, training_dataset
+from kws.negatives import negative_files
+from train.pipeline import BatchMaker, NegativeSource, features, training_dataset
 from train.reports import plot_confusion, plot_curves
 
 NORMALISER_CLIPS = 2000   # training clips the Normalization layer is adapted on
@@ -77,6 +79,7 @@ class Prepared:
     val: EvalData
     val_x: np.ndarray
     sample_x: np.ndarray  # unaugmented training features: normaliser and int8 calibration
+    negatives: list[NegativeSource]
 
 
 def prepare(config: Config, data: str | Path) -> Prepared:
@@ -94,8 +97,29 @@ def prepare(config: Config, data: str | Path) -> Prepared:
     pick = np.sort(rng.choice(len(audio.waves), min(NORMALISER_CLIPS, len(audio.waves)), replace=False))
     sample_x = np.concatenate([features(frontend, audio.waves[pick]),
                                features(frontend, silence_clips(augmenter, len(pick) // 10, length, tc.seed))])
+    negatives = load_negatives(config)
+    train_summary["negatives"] = [{"path": source.path, "files": len(n.files),
+                                   "hours": round(sum(map(len, n.files)) / sr / 3600, 3),
+                                   "windows_per_epoch": n.draws}
+                                  for source, n in zip(tc.negatives.sources, negatives)]
     return Prepared(data, labels_for(config.words), frontend, audio, train_summary, noises,
-                    len(bad_noise), augmenter, val, features(frontend, val.waves), sample_x)
+                    len(bad_noise), augmenter, val, features(frontend, val.waves), sample_x,
+                    negatives)
+
+
+def load_negatives(config: Config) -> list[NegativeSource]:
+    """The training files of every negative source, decoded (see ``kws.negatives``)."""
+    tc, sr = config.train, config.audio.sample_rate
+    out = []
+    for source in tc.negatives.sources:
+        paths = negative_files(source.path, "training", tc.negatives.holdout)
+        clips = load_audio_files(paths, sr, f"negatives in {Path(source.path).name}")
+        if not clips:
+            raise KwsError(f"{source.path}: no readable training audio in this negative source")
+        out.append(NegativeSource(clips, round(source.weight * tc.clips_per_class), source.context))
+        print(f"negatives: {source.path}: {len(clips)} files, "
+              f"{sum(map(len, clips)) / sr / 3600:.2f} h, {out[-1].draws} windows per epoch", flush=True)
+    return out
 
 
 def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str | Path,
@@ -115,11 +139,14 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
     elif state["epoch"]:
         print(f"resuming after epoch {state['epoch']} (best {state['best']:.4f} at epoch "
               f"{state['best_epoch']})", flush=True)
+    sr = config.audio.sample_rate
+    gap = tuple(round(ms * sr / 1000) for ms in tc.negatives.embedded_gap_ms)
     maker = BatchMaker(prep.audio.waves, prep.audio.targets, prep.frontend, prep.augmenter,
-                       labels.index(SILENCE), labels.index(UNKNOWN))
+                       labels.index(SILENCE), labels.index(UNKNOWN), prep.negatives, gap)
     partials = round(tc.augment.partial_fraction * tc.clips_per_class)
+    embedded = round(tc.negatives.embedded_fraction * tc.clips_per_class)
     batches, steps = training_dataset(maker, len(labels), tc.clips_per_class, partials,
-                                      tc.batch_size, tc.seed, state["epoch"], tc.epochs)
+                                      tc.batch_size, tc.seed, state["epoch"], tc.epochs, embedded)
     with strategy().scope():
         if state["epoch"]:
             model = keras.models.load_model(work.last)

@@ -11,12 +11,15 @@ Validation and test features are computed once, without augmentation, and cached
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import tensorflow as tf
 
 from kws.features import FrontEnd
 from kws.streams import speech_bounds
 from train.augment import Augmenter
+from train.dataset import fit_length
 
 
 def features(frontend: FrontEnd, waves: np.ndarray) -> np.ndarray:
@@ -28,17 +31,36 @@ def features(frontend: FrontEnd, waves: np.ndarray) -> np.ndarray:
     return out
 
 
-# What a row of an epoch plan asks for: the clip itself, a fresh silence clip, or only the
-# head or tail of the clip (a word entering or leaving the window), labelled unknown.
-CLIP, SILENCE_CLIP, PARTIAL = 0, 1, 2
+# What a row of an epoch plan asks for: the clip itself, a fresh silence clip, only the head
+# or tail of the clip (a word entering or leaving the window), a window of negative source
+# ``index``, or the clip's word inside running speech; all but CLIP are labelled by kind.
+CLIP, SILENCE_CLIP, PARTIAL, NEGATIVE, EMBEDDED = 0, 1, 2, 3, 4
+
+
+@dataclass
+class NegativeSource:
+    """Decoded files of one negative source and its draws per epoch."""
+
+    files: list[np.ndarray]
+    draws: int
+    context: bool
+
+    def window(self, length: int, rng: np.random.Generator) -> np.ndarray:
+        """A random ``length``-sample window, files weighted by length (short ones padded)."""
+        sizes = np.array([max(len(f), length) for f in self.files], dtype=np.float64)
+        audio = self.files[rng.choice(len(self.files), p=sizes / sizes.sum())]
+        start = int(rng.integers(0, max(1, len(audio) - length + 1)))
+        return fit_length(audio[start:start + length], length)
 
 
 def epoch_plan(targets: np.ndarray, num_classes: int, silence_label: int, unknown_label: int,
-               clips_per_class: int, partials: int, rng: np.random.Generator) -> np.ndarray:
+               clips_per_class: int, partials: int, rng: np.random.Generator,
+               negatives: list[int] = (), embedded: int = 0) -> np.ndarray:
     """One balanced epoch, shuffled: rows of ``(clip index, kind)``.
 
     ``clips_per_class`` rows per class (silence included), plus ``partials`` partial-word
-    rows. Scarce classes are drawn with replacement (augmentation makes the repeats differ);
+    rows, ``negatives[i]`` windows of negative source ``i`` and ``embedded`` words inside
+    speech. Scarce classes are drawn with replacement (augmentation makes the repeats differ);
     classes with no clips at all are left out rather than failing.
     """
     parts = [np.stack([np.zeros(clips_per_class, int), np.full(clips_per_class, SILENCE_CLIP)], 1)]
@@ -48,9 +70,12 @@ def epoch_plan(targets: np.ndarray, num_classes: int, silence_label: int, unknow
             picked = rng.choice(pool, clips_per_class, replace=len(pool) < clips_per_class)
             parts.append(np.stack([picked, np.full(clips_per_class, CLIP)], 1))
     words = np.flatnonzero((targets != silence_label) & (targets != unknown_label))
-    if partials and len(words):
-        picked = rng.choice(words, partials, replace=len(words) < partials)
-        parts.append(np.stack([picked, np.full(partials, PARTIAL)], 1))
+    for count, kind in ((partials, PARTIAL), (embedded, EMBEDDED)):
+        if count and len(words):
+            picked = rng.choice(words, count, replace=len(words) < count)
+            parts.append(np.stack([picked, np.full(count, kind)], 1))
+    for source, count in enumerate(negatives):
+        parts.append(np.stack([np.full(count, source), np.full(count, NEGATIVE)], 1))
     plan = np.concatenate(parts)
     return plan[rng.permutation(len(plan))]
 
@@ -59,11 +84,16 @@ class BatchMaker:
     """Turns an epoch plan's rows into an augmented ``(features, labels)`` batch."""
 
     def __init__(self, waves: np.ndarray, targets: np.ndarray, frontend: FrontEnd,
-                 augmenter: Augmenter, silence_label: int, unknown_label: int):
+                 augmenter: Augmenter, silence_label: int, unknown_label: int,
+                 negatives: list[NegativeSource] = (), embedded_gap: tuple[int, int] = (0, 0)):
         self.waves, self.targets = waves, targets
         self.frontend, self.augmenter = frontend, augmenter
         self.silence_label, self.unknown_label = silence_label, unknown_label
         self.bounds = [speech_bounds(w, frontend.sample_rate) for w in waves]
+        self.negatives = list(negatives)
+        speech = [f for source in self.negatives if source.context for f in source.files]
+        self.context = np.concatenate(speech) if speech else None
+        self.embedded_gap = embedded_gap
 
     def __call__(self, rows: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
@@ -76,6 +106,13 @@ class BatchMaker:
             elif kind == PARTIAL:
                 wave = self.augmenter.partial(self.waves[index], self.bounds[index], rng)
                 y[row] = self.unknown_label
+            elif kind == NEGATIVE:
+                window = self.negatives[index].window(length, rng)
+                wave, y[row] = self.augmenter.waveform(window, rng), self.unknown_label
+            elif kind == EMBEDDED:
+                wave = self.augmenter.embedded(self.waves[index], self.bounds[index], self.context,
+                                               self.embedded_gap, rng)
+                y[row] = self.unknown_label
             else:
                 wave, y[row] = self.augmenter.waveform(self.waves[index], rng), self.targets[index]
             x[row] = self.augmenter.spectrogram(self.frontend.compute(wave), rng)
@@ -84,12 +121,16 @@ class BatchMaker:
 
 def training_dataset(maker: BatchMaker, num_classes: int, clips_per_class: int, partials: int,
                      batch_size: int, seed: int, first_epoch: int,
-                     epochs: int) -> tuple[tf.data.Dataset, int]:
+                     epochs: int, embedded: int = 0) -> tuple[tf.data.Dataset, int]:
     """Batches for epochs ``first_epoch .. epochs-1`` and the number of steps per epoch."""
+
+    negatives = [source.draws for source in maker.negatives]
+    embedded = embedded if maker.context is not None else 0
 
     def plan(epoch: int) -> np.ndarray:
         return epoch_plan(maker.targets, num_classes, maker.silence_label, maker.unknown_label,
-                          clips_per_class, partials, np.random.default_rng([seed, epoch]))
+                          clips_per_class, partials, np.random.default_rng([seed, epoch]),
+                          negatives, embedded)
 
     steps = max(1, len(plan(0)) // batch_size)
 
