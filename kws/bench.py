@@ -113,7 +113,7 @@ def measure_live_cpu(bundle: Bundle, config: Config, audio: np.ndarray) -> dict:
 
 def measure_detection_latency(bundle: Bundle, config: Config, wav: Path, labels) -> dict:
     """Stream seconds from the end of each spoken command to its detection (hits only)."""
-    from kws.stream_score import record_stream, score
+    from kws.eval.scoring import record_stream, score
 
     rec = record_stream(bundle, config, wav)
     return score(rec.detections, labels, bundle.words, rec.duration,

@@ -6,7 +6,7 @@ and sanity (ordering of percentiles, words detected in a spoken stream), not spe
 
 import json
 
-from kws.streams import Label, write_labels
+from kws.eval.testaudio import Label, write_labels
 from conftest import run_kws
 from spoken import spoken_stream
 

@@ -13,7 +13,7 @@ from kws.bundle import load_bundle
 from kws.config import load_config
 from kws.detector import Detector, FeatureWindow, StageTimings, chunks, replay
 from kws.features import FrontEnd
-from kws.stream_score import replay_trigger
+from kws.eval.scoring import replay_trigger
 from spoken import spoken_stream
 
 RATE = 16000

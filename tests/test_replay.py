@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import run_kws
-from kws.streams import read_labels
+from kws.eval.testaudio import read_labels
 from spoken import spoken_stream
 
 

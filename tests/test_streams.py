@@ -12,8 +12,8 @@ from kws.audio.files import read_audio
 from kws.config import load_config
 from kws.errors import KwsError
 from kws.posterior import Trigger
-from kws.stream_score import replay_trigger, score, sweep
-from kws.streams import Label, build_stream, read_labels, speech_bounds, write_labels
+from kws.eval.scoring import replay_trigger, score, sweep
+from kws.eval.testaudio import Label, build_stream, read_labels, speech_bounds, write_labels
 
 RATE = 16000
 WORDS = ["yes", "no"]

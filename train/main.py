@@ -21,7 +21,7 @@ from train.evaluate import EvalData, evaluation_audio
 from train.fit import Workdir, compile_model, fit, new_state, strategy
 from train.metrics import score, table
 from train.models import build
-from kws.negatives import negative_files
+from kws.data.negatives import negative_files
 from train.pipeline import BatchMaker, NegativeSource, features, training_dataset
 from train.reports import plot_confusion, plot_curves
 
@@ -108,7 +108,7 @@ def prepare(config: Config, data: str | Path) -> Prepared:
 
 
 def load_negatives(config: Config) -> list[NegativeSource]:
-    """The training files of every negative source, decoded (see ``kws.negatives``)."""
+    """The training files of every negative source, decoded (see ``kws.data.negatives``)."""
     tc, sr = config.train, config.audio.sample_rate
     out = []
     for source in tc.negatives.sources:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from kws.features import FrontEnd
-from kws.streams import speech_bounds
+from kws.eval.testaudio import speech_bounds
 from train.augment import Augmenter
 from train.dataset import fit_length
 

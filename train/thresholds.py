@@ -20,8 +20,8 @@ import numpy as np
 
 from kws.bundle import Bundle, load_bundle, rewrite_metadata
 from kws.config import Config, load_config, with_overrides
-from kws.stream_score import record_stream, replay_trigger, score
-from kws.streams import read_labels
+from kws.eval.scoring import record_stream, replay_trigger, score
+from kws.eval.testaudio import read_labels
 
 LEVELS = np.round(np.concatenate([np.arange(0.5, 0.95, 0.01), np.arange(0.95, 0.999, 0.002)]), 3)
 

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from kws.audio.files import read_audio
     from kws.bundle import load_bundle
     from kws.errors import KwsError
-    from kws.streams import read_labels
+    from kws.eval.testaudio import read_labels
 
     try:
         hops = [float(h) for h in args.hops.split(",")]

@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from kws.stream_score import record_stream, score, sweep
-    from kws.streams import read_labels
+    from kws.eval.scoring import record_stream, score, sweep
+    from kws.eval.testaudio import read_labels
 
     config, bundle = detector_setup(args, config)
     labels = read_labels(args.labels)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     # The dataset reader is shared with training; train.dataset itself needs no TensorFlow.
     from train.dataset import UNKNOWN, list_clips, load_noise
 
-    from kws.streams import build_stream, pick_clips, write_labels
+    from kws.eval.testaudio import build_stream, pick_clips, write_labels
 
     if args.minutes <= 0:
         raise KwsError("--minutes must be positive")

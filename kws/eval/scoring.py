@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kws.posterior import Trigger
-from kws.streams import Label
+from kws.eval.testaudio import Label
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Datasets on disk: Speech Commands and folders of negative audio (no TensorFlow)."""

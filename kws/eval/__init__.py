@@ -1,0 +1,1 @@
+"""Evaluation: long labelled test audio, scoring detections on it, and the benchmark."""
