@@ -29,9 +29,9 @@ import numpy as np
 from kws.config import Config, FeatureConfig
 from kws.errors import KwsError
 from kws.features import FrontEnd
+from kws.labels import NON_WORDS, reportable  # noqa: F401  (NON_WORDS: re-exported)
 
 FORMAT = 1
-NON_WORDS = ("_silence_", "_unknown_")
 
 
 class BundleError(KwsError):
@@ -44,14 +44,14 @@ class Bundle:
     labels: list[str]
     sample_rate: int
     clip_seconds: float
-    features: FeatureConfig
+    feature_config: FeatureConfig  # the front end the model was trained on
     thresholds: dict[str, float] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
     @property
     def words(self) -> list[str]:
         """Labels that are reported as detections (not ``_silence_`` or ``_unknown_``)."""
-        return [label for label in self.labels if label not in NON_WORDS]
+        return reportable(self.labels)
 
     @property
     def has_int8(self) -> bool:
@@ -67,7 +67,7 @@ class Bundle:
         """The feature front end, with the exact mel filterbank used in training."""
         with np.load(self.path / "frontend.npz") as data:
             basis = data["basis"]
-        return FrontEnd(self.features, self.sample_rate, basis)
+        return FrontEnd(self.feature_config, self.sample_rate, basis)
 
     def classifier(self, num_threads: int = 1, int8: bool = False):
         from kws.inference import Classifier
@@ -88,12 +88,11 @@ def load_bundle(path: str | Path, config: Config | None = None) -> Bundle:
             raise BundleError(f"{path}: bundle format {meta.get('format')!r}, this kws reads {FORMAT}")
         bundle = Bundle(path=path, labels=list(meta["labels"]), sample_rate=int(meta["sample_rate"]),
                         clip_seconds=float(meta["clip_seconds"]),
-                        features=FeatureConfig.model_validate(meta["features"]),
+                        feature_config=FeatureConfig.model_validate(meta["features"]),
                         thresholds={k: float(v) for k, v in meta.get("thresholds", {}).items()},
                         metadata=meta)
     except (ValueError, KeyError, TypeError) as err:
-        raise BundleError(f"{meta_path}: malformed metadata ({type(err).__name__}: {err})"
-                          .split("\n")[0]) from None
+        raise BundleError(f"{meta_path}: malformed metadata ({type(err).__name__}: {err})") from None
     if not (path / "frontend.npz").is_file():
         raise BundleError(f"{path}: bundle has no frontend.npz")
     if config is not None:
@@ -107,10 +106,10 @@ def check_compatible(bundle: Bundle, config: Config) -> None:
             "audio.clip_seconds": config.audio.clip_seconds,
             **{f"features.{k}": v for k, v in config.features.model_dump().items()}}
     theirs = {"audio.sample_rate": bundle.sample_rate, "audio.clip_seconds": bundle.clip_seconds,
-              **{f"features.{k}": v for k, v in bundle.features.model_dump().items()}}
+              **{f"features.{k}": v for k, v in bundle.feature_config.model_dump().items()}}
     for key, value in mine.items():
         # MFCC count is irrelevant to log-mel models and vice versa.
-        if key == "features.n_mfcc" and bundle.features.kind != "mfcc":
+        if key == "features.n_mfcc" and bundle.feature_config.kind != "mfcc":
             continue
         if theirs[key] != value:
             raise BundleError(f"{bundle.path}: model was trained with {key}={theirs[key]}, "

@@ -18,8 +18,10 @@ import sys
 from pathlib import Path
 
 from kws import __version__
-from kws.config import Config, load_config
+from kws.bundle import Bundle, load_bundle
+from kws.config import Config, load_config, with_overrides
 from kws.errors import KwsError
+from kws.posterior import uniform_threshold
 
 # The runtime install leaves these out (see pyproject.toml); commands that need them say so.
 TRAINING_ONLY = {"tensorflow", "keras", "librosa", "tensorboard"}
@@ -70,6 +72,26 @@ def model_overrides(args: argparse.Namespace) -> dict:
     """Config overrides for ``--model``; a path on the command line is relative to the cwd."""
     model = getattr(args, "model", None)
     return {"detector.model": str(Path(model).resolve()) if model else None}
+
+
+def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared with ``eval-stream``: hop, chunk size, one threshold for every word."""
+    parser.add_argument("--hop-ms", type=float, metavar="MS", help="classifier hop (default: detector.hop_ms)")
+    parser.add_argument("--block-ms", type=float, metavar="MS",
+                        help="chunk size pushed in, as a sound card delivers (default: audio.block_ms)")
+    parser.add_argument("--threshold", type=float, metavar="T",
+                        help="one threshold for every word (default: per word, from bundle/config)")
+
+
+def detector_setup(args: argparse.Namespace, config: Config) -> tuple[Config, Bundle]:
+    """Apply the shared flags; return ``(config, bundle)`` ready for ``Detector``."""
+    config = with_overrides(config, {**model_overrides(args), "detector.hop_ms": args.hop_ms,
+                                     "audio.block_ms": args.block_ms})
+    if config.audio.block_ms >= 1000 * config.audio.ring_seconds:
+        raise KwsError(f"blocks of {config.audio.block_ms:g} ms do not fit the ring buffer "
+                       f"(audio.ring_seconds: {config.audio.ring_seconds:g})")
+    bundle = load_bundle(config.model_path, config)
+    return uniform_threshold(config, bundle.words, args.threshold), bundle
 
 
 def json_line(value) -> str:

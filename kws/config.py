@@ -15,8 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kws.errors import KwsError
+from kws.units import block_samples, seconds_to_samples
 
 DEFAULT_CONFIG = (Path(__file__).parent / "config.yaml").resolve()
+
+# The architectures `kws train --arch` knows: named here only (kws_train.models registers one
+# module per name and checks that they agree).
+ARCHITECTURES = ("cnn", "lstm", "bilstm", "dscnn", "tcresnet")
 
 Pos = Field(gt=0)
 Unit = Field(ge=0, le=1)
@@ -39,11 +44,11 @@ class AudioConfig(_Section):
 
     @property
     def clip_samples(self) -> int:
-        return round(self.sample_rate * self.clip_seconds)
+        return seconds_to_samples(self.clip_seconds, self.sample_rate)
 
     @property
     def block_samples(self) -> int:
-        return max(1, round(self.sample_rate * self.block_ms / 1000))
+        return block_samples(self.block_ms, self.sample_rate)
 
 
 class FeatureConfig(_Section):
@@ -134,7 +139,7 @@ class NegativesConfig(_Section):
 
 class TrainConfig(_Section):
     data: str | None
-    arch: Literal["cnn", "lstm", "bilstm", "dscnn", "tcresnet"]
+    arch: Literal[ARCHITECTURES]
     bilstm_merge: Literal["concat", "sum", "mul", "ave"]
     width: float = Pos
     epochs: int = Field(ge=1)

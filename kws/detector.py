@@ -11,13 +11,15 @@ ring and runs the stages::
     Classifier     LiteRT over that window, every ``detector.hop_ms``
     Posterior      smoothing, thresholds, refractory time (``kws.posterior``)
 
-Every stage is a public attribute, so the benchmark can time one on its own; setting
+``Detector(source, window, classifier, posterior)`` wires stages it is given (tests wire
+known ones); ``Detector.from_bundle`` builds them from a model bundle and the config. Every
+stage is a public attribute, so the benchmark can time one on its own; setting
 ``Detector.timings`` to a ``StageTimings`` records each stage's cost inside ``process`` too.
 Detections are deterministic in the audio: they do not depend on how it was chunked.
 
 Live use::
 
-    detector = Detector(bundle, config, input_rate=device_rate)
+    detector = Detector.from_bundle(bundle, config, input_rate=device_rate)
     # in the sound-card callback:  detector.write(indata[:, 0])
     while listening:                       # in the processing thread
         if detector.wait(0.1):
@@ -27,6 +29,7 @@ Live use::
 
 from __future__ import annotations
 
+import json
 import time as _time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -38,6 +41,7 @@ from kws.bundle import Bundle, BundleError, check_compatible
 from kws.config import Config
 from kws.features import FrontEnd
 from kws.posterior import Posterior
+from kws.units import frame_end_seconds, ms_to_hops, seconds_to_samples
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class SampleSource:
     """
 
     def __init__(self, capacity: int, input_rate: int, rate: int):
+        self.input_rate = input_rate
         self.ring = RingBuffer(capacity)
         self._buffer = np.zeros(capacity, dtype=np.float32)
         self._resampler = None
@@ -96,13 +101,13 @@ class FeatureWindow:
         self.frontend = frontend
         self.frames = frames
         self.hop_frames = hop_frames
-        self.stream = frontend.stream()
+        self.incremental = frontend.incremental()
         self._rows = np.zeros((2 * frames, frontend.dim), dtype=np.float32)
         self.count = 0  # frames seen since the start of the stream
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Features ``(k, dim)`` of the frames that ``samples`` complete."""
-        return self.stream.push(samples)
+        return self.incremental.push(samples)
 
     def append(self, frame: np.ndarray) -> bool:
         """Add one frame; return whether a classification is due (a full window, on a hop)."""
@@ -113,7 +118,7 @@ class FeatureWindow:
         return self.count >= self.frames and (self.count - self.frames) % self.hop_frames == 0
 
     @property
-    def window(self) -> np.ndarray:
+    def latest(self) -> np.ndarray:
         """The latest ``(frames, dim)`` features, oldest first (a view)."""
         start = self.count % self.frames
         return self._rows[start:start + self.frames]
@@ -122,37 +127,60 @@ class FeatureWindow:
     def end_time(self) -> float:
         """Stream seconds at the end of the last frame's samples."""
         fe = self.frontend
-        return ((self.count - 1) * fe.hop + fe.window) / fe.sample_rate
+        return frame_end_seconds(self.count - 1, fe.window, fe.hop, fe.sample_rate)
 
 
 class Detector:
-    """Ring buffer -> features -> classifier every hop -> posterior -> ``Detection``s."""
+    """Ring buffer -> features -> classifier every hop -> posterior -> ``Detection``s.
 
-    def __init__(self, bundle: Bundle, config: Config, input_rate: int | None = None):
-        check_compatible(bundle, config)
-        rate = config.audio.sample_rate
-        self.input_rate = input_rate or rate
-        self.source = SampleSource(max(1, round(config.audio.ring_seconds * self.input_rate)),
-                                   self.input_rate, rate)
-        frontend = bundle.frontend()
-        # Not every architecture quantises (the LSTM's int8 conversion fails): fall back to float.
-        self.int8 = config.detector.int8 and bundle.has_int8
-        self.classifier = bundle.classifier(config.detector.num_threads, self.int8)
-        frames = frontend.num_frames(config.audio.clip_samples)
-        if self.classifier.input_shape != (frames, frontend.dim) or \
-                self.classifier.num_classes != len(bundle.labels):
-            raise BundleError(f"{bundle.path}: model takes {self.classifier.input_shape} -> "
-                              f"{self.classifier.num_classes} classes, but the bundle describes "
-                              f"{(frames, frontend.dim)} -> {len(bundle.labels)}")
-        hop_frames = round(config.detector.hop_ms / config.features.stride_ms)
-        self.features = FeatureWindow(frontend, frames, hop_frames)
-        self.posterior = Posterior.from_config(bundle.labels, bundle.thresholds, config)
-        self.thresholds = {label: float(t) for label, t in
-                           zip(bundle.labels, self.posterior.trigger.thresholds) if np.isfinite(t)}
+    ``classifier`` is any callable from a ``(frames, dim)`` window to class posteriors (a
+    ``kws.inference.Classifier``, or a stand-in in tests); ``posterior.labels`` names its
+    outputs. ``int8`` only says which model the classifier runs, for messages.
+    """
+
+    def __init__(self, source: SampleSource, window: FeatureWindow,
+                 classifier: Callable[[np.ndarray], np.ndarray], posterior: Posterior,
+                 int8: bool = False):
+        self.source = source
+        self.window = window
+        self.classifier = classifier
+        self.posterior = posterior
+        self.int8 = int8
+        self.input_rate = source.input_rate
         self.timings: StageTimings | None = None
         # Called every hop with (stream seconds, smoothed posteriors, a fresh array each time):
         # eval-stream records them for its threshold table.
         self.on_hop: Callable[[float, np.ndarray], None] | None = None
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, config: Config, input_rate: int | None = None) -> Detector:
+        """The stages for ``bundle`` as ``config`` sets them up; audio arrives at ``input_rate``
+        (default: the model's rate) and is resampled when that differs."""
+        check_compatible(bundle, config)
+        rate = config.audio.sample_rate
+        input_rate = input_rate or rate
+        source = SampleSource(max(1, seconds_to_samples(config.audio.ring_seconds, input_rate)),
+                              input_rate, rate)
+        frontend = bundle.frontend()
+        # Not every architecture quantises (the LSTM's int8 conversion fails): fall back to float.
+        int8 = config.detector.int8 and bundle.has_int8
+        classifier = bundle.classifier(config.detector.num_threads, int8)
+        frames = frontend.num_frames(config.audio.clip_samples)
+        if classifier.input_shape != (frames, frontend.dim) or \
+                classifier.num_classes != len(bundle.labels):
+            raise BundleError(f"{bundle.path}: model takes {classifier.input_shape} -> "
+                              f"{classifier.num_classes} classes, but the bundle describes "
+                              f"{(frames, frontend.dim)} -> {len(bundle.labels)}")
+        window = FeatureWindow(frontend, frames, ms_to_hops(config.detector.hop_ms,
+                                                            config.features.stride_ms))
+        posterior = Posterior.from_config(bundle.labels, bundle.thresholds, config)
+        return cls(source, window, classifier, posterior, int8=int8)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Each reportable word's threshold (words that can never fire are left out)."""
+        return {label: float(t) for label, t in
+                zip(self.posterior.labels, self.posterior.trigger.thresholds) if np.isfinite(t)}
 
     def write(self, chunk: np.ndarray) -> None:
         """Producer side: copy ``chunk`` (1-D float32) into the ring; never blocks or allocates."""
@@ -171,16 +199,16 @@ class Detector:
         """Consumer side: drain the ring, classify every hop it completes; return new detections."""
         timings = self.timings
         start = _time.perf_counter()
-        frames = self.features.push(self.source.read())
+        frames = self.window.push(self.source.read())
         if timings is not None:
             timings.features.append(_time.perf_counter() - start)
         found = []
         for frame in frames:
-            if not self.features.append(frame):
+            if not self.window.append(frame):
                 continue
-            now = self.features.end_time
+            now = self.window.end_time
             t0 = _time.perf_counter()
-            probs = self.classifier(self.features.window)
+            probs = self.classifier(self.window.latest)
             t1 = _time.perf_counter()
             fired = self.posterior.update(probs, now)
             if timings is not None:
@@ -213,3 +241,12 @@ def chunks(samples: np.ndarray, size: int) -> Iterator[np.ndarray]:
     """``samples`` in consecutive pieces of ``size`` (the last may be shorter)."""
     for start in range(0, len(samples), size):
         yield samples[start:start + size]
+
+
+def format_detection(d: Detection, as_json: bool, source: str | None = None) -> str:
+    """One output line: aligned text, or a JSON object (with ``file`` when replaying several)."""
+    if as_json:
+        record = {"time": round(d.time, 3), "word": d.word, "score": round(d.score, 4)}
+        return json.dumps(record if source is None else {"file": source, **record})
+    line = f"{d.time:9.3f}  {d.word:<8} {d.score:.3f}"
+    return line if source is None else f"{source}: {line}"

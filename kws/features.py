@@ -1,7 +1,7 @@
 """The one feature front end: log-mel or MFCC frames, for whole clips and for streams.
 
 Training calls ``FrontEnd.compute`` on whole clips; the streaming detector pushes audio
-through ``FrontEnd.stream()``, which computes only the frames that new samples complete.
+through ``FrontEnd.incremental()`` (``IncrementalFeatures``), which computes only the frames that new samples complete.
 Both go through ``FrontEnd.frames_to_features``, so they cannot disagree.
 
 Framing follows ``librosa`` with ``center=False``: frame ``t`` covers samples
@@ -17,13 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from kws.config import FeatureConfig
+from kws.units import frame_count, ms_to_samples
 
 AMIN = 1e-10  # power floor before the log: -100 dB
-
-
-def frame_count(n_samples: int, window: int, hop: int) -> int:
-    """Frames that ``n_samples`` samples fill completely (no padding)."""
-    return 0 if n_samples < window else 1 + (n_samples - window) // hop
 
 
 def mel_basis(params: FeatureConfig, sample_rate: int) -> np.ndarray:
@@ -34,13 +30,9 @@ def mel_basis(params: FeatureConfig, sample_rate: int) -> np.ndarray:
     """
     from librosa.filters import mel
 
-    window = _samples(params.window_ms, sample_rate)
+    window = ms_to_samples(params.window_ms, sample_rate)
     return mel(sr=sample_rate, n_fft=window, n_mels=params.n_mels,
                fmin=params.fmin, fmax=params.fmax).astype(np.float32)
-
-
-def _samples(ms: float, sample_rate: int) -> int:
-    return round(sample_rate * ms / 1000)
 
 
 class FrontEnd:
@@ -50,8 +42,8 @@ class FrontEnd:
                  basis: np.ndarray | None = None):
         self.params = params
         self.sample_rate = sample_rate
-        self.window = _samples(params.window_ms, sample_rate)
-        self.hop = _samples(params.stride_ms, sample_rate)
+        self.window = ms_to_samples(params.window_ms, sample_rate)
+        self.hop = ms_to_samples(params.stride_ms, sample_rate)
         self.basis = mel_basis(params, sample_rate) if basis is None else basis
         expected = (params.n_mels, self.window // 2 + 1)
         if self.basis.shape != expected:
@@ -94,12 +86,12 @@ class FrontEnd:
         frames = np.ndarray((n, self.window), np.float32, samples, 0, (self.hop * step, step))
         return self.frames_to_features(frames)
 
-    def stream(self) -> "FeatureStream":
+    def incremental(self) -> "IncrementalFeatures":
         """A fresh incremental extractor sharing this front end's parameters."""
-        return FeatureStream(self)
+        return IncrementalFeatures(self)
 
 
-class FeatureStream:
+class IncrementalFeatures:
     """Incremental features: push any number of samples, get the frames they complete.
 
     Keeps at most one window of not-yet-framed samples; frames already returned are never

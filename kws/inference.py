@@ -23,7 +23,7 @@ class Classifier:
             self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise KwsError(f"{model_path}: cannot load LiteRT model ({err})".split("\n")[0]) from None
+            raise KwsError(f"{model_path}: cannot load LiteRT model ({err})") from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self.input_shape = tuple(int(d) for d in self._input["shape"][1:])

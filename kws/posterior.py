@@ -36,7 +36,8 @@ import math
 import numpy as np
 
 from kws.config import Config, PosteriorConfig
-from kws.bundle import NON_WORDS
+from kws.labels import NON_WORDS
+from kws.units import ms_to_hops
 
 
 def word_thresholds(words: list[str], bundle_thresholds: dict[str, float],
@@ -54,9 +55,6 @@ def uniform_threshold(config: Config, words: list[str], value: float | None) -> 
     return with_overrides(config, {"posterior.thresholds": {w: value for w in words}})
 
 
-def hops_for(ms: float, hop_ms: float) -> int:
-    """How many hops span ``ms`` (at least one)."""
-    return max(1, round(ms / hop_ms))
 
 
 class Smoother:
@@ -123,7 +121,7 @@ class Posterior:
         words = [label for label in labels if label not in NON_WORDS]
         post = config.posterior
         return cls(labels, word_thresholds(words, bundle_thresholds, post),
-                   hops_for(post.smoothing_ms, config.detector.hop_ms), post.refractory_ms / 1000)
+                   ms_to_hops(post.smoothing_ms, config.detector.hop_ms), post.refractory_ms / 1000)
 
     def update(self, probs: np.ndarray, time: float) -> tuple[str, float] | None:
         """Feed one hop; return ``(word, smoothed score)`` if a word fires at ``time``."""

@@ -1,8 +1,20 @@
-"""Shared fixtures: spoken test audio and a tiny model trained on it (once per session)."""
+"""Shared fixtures and the suite's tiers.
+
+Every pipeline test (detector, replay, listen, bench) runs on ``tiny_bundle``, a small model
+committed in ``tests/data/tiny_bundle`` (rebuilt by ``tests/data/make_tiny_bundle.py``), so
+no test waits for a training run. Only ``tests/test_train.py`` trains (marked ``train``).
+
+Markers (see pyproject.toml): ``train`` needs TensorFlow; ``espeak`` and ``pulse`` need
+espeak-ng and PulseAudio and are skipped, with the reason, where the tool is missing (CI
+installs both, so CI skips nothing). Tests get ``espeak`` or ``pulse`` from the fixtures they
+use (``spoken``, ``tiny_dataset``; ``virtual_mic``), so no test can forget its marker.
+The fast tier, ``pytest -m "not train"``, never imports TensorFlow.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +24,63 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from speech import make_dataset  # noqa: E402
+from spoken import spoken_stream  # noqa: E402
 
+DATA = Path(__file__).parent / "data"
 # The tiny dataset: four command words plus two "unknown" words, 24 espeak voices each.
 TINY_WORDS = ["yes", "no", "up", "stop"]
 TINY_UNKNOWN = ["bird", "house"]
 
+# marker -> (fixtures that imply it, tools it needs)
+NEEDS = {"espeak": ({"spoken", "tiny_dataset"}, [("espeak-ng", "espeak-ng")]),
+         "pulse": ({"virtual_mic"}, [("pulseaudio", "pulseaudio"), ("paplay", "pulseaudio-utils"),
+                                     ("pactl", "pulseaudio-utils")])}
+
+
+def missing_tool(marker: str) -> str | None:
+    """Why tests marked ``marker`` cannot run here (a missing tool), or None."""
+    for tool, package in NEEDS[marker][1]:
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (apt-get install {package})"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for marker, (fixtures, _) in NEEDS.items():
+            if fixtures & set(getattr(item, "fixturenames", ())):
+                item.add_marker(marker)
+            if item.get_closest_marker(marker) and (reason := missing_tool(marker)):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The fast tier proves it: no test of ``-m "not train"`` imported TensorFlow."""
+    if "not train" in (session.config.option.markexpr or "") and "tensorflow" in sys.modules:
+        print("\nconftest: the fast tier imported tensorflow", file=sys.stderr)
+        session.exitstatus = 1
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
+    """Speech Commands layout, spoken by espeak-ng: TINY_WORDS and TINY_UNKNOWN, 24 voices."""
     return make_dataset(tmp_path_factory.mktemp("sc") / "speech_commands", TINY_WORDS, TINY_UNKNOWN)
+
+
+@pytest.fixture(scope="session")
+def spoken(tmp_path_factory):
+    """``(audio, [(word, start_s, end_s)], wav path)``: TINY_WORDS by voices the tiny model never heard."""
+    return spoken_stream(tmp_path_factory.mktemp("spoken"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle() -> Path:
+    """The committed test bundle (labels: silence, unknown, TINY_WORDS).
+
+    ``tiny_bundle.parent / "tiny.yaml"`` is the config it was trained with (its ``words`` are
+    TINY_WORDS). Treat it as read-only: copy it before changing it.
+    """
+    return DATA / "tiny_bundle"
 
 
 def run_kws(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -31,33 +91,3 @@ def run_kws(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedPro
     if check and result.returncode != 0:
         raise AssertionError(f"kws {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
-
-
-# A small, fast recipe for the tiny dataset (written beside the bundle as tiny.yaml).
-TINY_TRAIN_CONFIG = """\
-words: ["yes", "no", "up", "stop"]
-train:
-  arch: tcresnet
-  epochs: 12
-  batch_size: 32
-  clips_per_class: 96
-  learning_rate: 0.005
-  warmup_epochs: 1
-  patience: 12
-"""
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tiny_dataset, tmp_path_factory) -> Path:
-    """A bundle trained by `kws train` on ``tiny_dataset`` (labels: silence, unknown, TINY_WORDS).
-
-    Trained once per session (well under a minute); ``tiny_bundle.parent / "tiny.yaml"`` is the
-    config it was trained with (its ``words`` are TINY_WORDS).
-    """
-    root = tmp_path_factory.mktemp("tiny_bundle")
-    config = root / "tiny.yaml"
-    config.write_text(TINY_TRAIN_CONFIG)
-    out = root / "bundle"
-    run_kws("train", "--config", str(config), "--data", str(tiny_dataset), "--out", str(out),
-            "--workdir", str(root / "work"), timeout=900)
-    return out

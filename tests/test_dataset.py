@@ -11,10 +11,10 @@ from speech import make_dataset
 from kws.audio.files import write_wav
 from kws.config import load_config, with_overrides
 from kws.errors import KwsError
-from train.augment import Augmenter, silence_clips
-from train.dataset import (SILENCE, UNKNOWN, labels_for, list_clips, load_audio, load_noise,
-                           which_set)
-from train.evaluate import evaluation_audio
+from kws.data.speech_commands import (SILENCE, UNKNOWN, labels_for, list_clips, load_audio, load_noise,
+                                      which_set)
+from kws.eval.clips import evaluation_audio
+from kws_train.augment import Augmenter, silence_clips
 
 LABELS = labels_for(TINY_WORDS)
 

@@ -60,7 +60,7 @@ def test_random_chunks_equal_batch(tmp_path, kind):
     rng = np.random.default_rng(7)
     for name, x in signals(tmp_path).items():
         x = np.concatenate([x, x[::-1]])
-        stream, parts, i = frontend.stream(), [], 0
+        stream, parts, i = frontend.incremental(), [], 0
         while i < len(x):
             n = int(rng.choice([0, 1, 7, 160, 333, 1024, 4000]))
             parts.append(stream.push(x[i:i + n]))
@@ -69,7 +69,7 @@ def test_random_chunks_equal_batch(tmp_path, kind):
 
 
 def test_stream_returns_only_new_frames():
-    stream = FrontEnd(config().features, RATE).stream()
+    stream = FrontEnd(config().features, RATE).incremental()
     assert stream.push(np.zeros(479, np.float32)).shape == (0, 40)
     assert stream.push(np.zeros(1, np.float32)).shape == (1, 40)
     assert stream.push(np.zeros(159, np.float32)).shape == (0, 40)

@@ -21,10 +21,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws.commands.listen import Report
+from kws.live import Report
 from kws.detector import Detection
 from pulse import VirtualMic, pulse_server, virtual_mic  # noqa: F401 (a fixture)
-from spoken import spoken_stream
 
 RATE = 16000
 
@@ -85,8 +84,8 @@ class Lines:
 
 
 @pytest.mark.slow
-def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundle, tmp_path):
-    _, labels, wav = spoken_stream(tmp_path)  # voices the tiny model never heard
+def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundle, spoken, tmp_path):
+    _, labels, wav = spoken  # voices the tiny model never heard
     words = [word for word, _, _ in labels]
     config = tiny_bundle.parent / "tiny.yaml"  # what it was trained with: the tiny words
     exec_log = tmp_path / "exec.log"
@@ -117,6 +116,7 @@ def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundl
 
 
 @pytest.mark.slow
+@pytest.mark.pulse
 def test_vanishing_audio_server_is_one_line_error(tiny_bundle):
     with pulse_server() as mic:  # a server of its own: this test kills it
         proc = _kws(mic, "listen", "--model", str(tiny_bundle))

@@ -25,8 +25,7 @@ from kws.audio.microphone import (Microphone, MicrophoneError, capture_rate, fin
 from kws.audio.files import resample
 from kws.audio.ring import RingBuffer
 from kws.cli import main
-from kws.commands.listen import Report, listen
-from spoken import spoken_stream
+from kws.live import Report, listen
 
 BLOCK = 160
 
@@ -262,11 +261,10 @@ def test_cli_bad_device_exits_2_with_one_line(fake_sd, capsys):
 
 
 @pytest.mark.slow
-def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, tiny_bundle, tmp_path,
-                                                                capsys):
+def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, tiny_bundle, spoken, capsys):
     """The whole command, in process: the device only takes 48 kHz, so kws opens it at 48 kHz
     and the detector resamples; the spoken stream is still detected word for word."""
-    audio, labels, _ = spoken_stream(tmp_path)
+    audio, labels, _ = spoken
     audio48 = resample(audio, 16000, 48000)
     block = 480  # audio.block_ms at 48 kHz
     fake_sd.rates = (48000,)

@@ -8,12 +8,11 @@ import pytest
 
 from conftest import run_kws
 from kws.eval.testaudio import read_labels
-from spoken import spoken_stream
 
 
 @pytest.fixture(scope="module")
-def stream(tmp_path_factory):
-    return spoken_stream(tmp_path_factory.mktemp("spoken"))
+def stream(spoken):
+    return spoken
 
 
 def replay_json(wav, bundle, *extra) -> list[dict]:

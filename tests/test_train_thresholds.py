@@ -7,7 +7,7 @@ import pytest
 from conftest import TINY_WORDS, run_kws
 
 from kws.bundle import load_bundle
-from train.thresholds import main
+from kws_train.thresholds import main
 
 pytestmark = pytest.mark.slow
 

@@ -1,8 +1,7 @@
 """Random perturbations for training, in numpy: waveform (shift, noise, gain) and SpecAugment.
 
-Evaluation never calls these; silence clips (``silence``) are the one thing both use, since
-the dataset has no silence clips of its own: they are background noise at levels drawn over
-the whole range the official test uses (its ``_silence_`` clips are loud, RMS up to ~0.3).
+Evaluation never calls these; silence clips (``silence``) are the one thing both use, so they
+live in ``kws.data.noise`` (``NoiseBed``, which ``Augmenter`` extends).
 """
 
 from __future__ import annotations
@@ -10,40 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 from kws.config import AugmentConfig
+from kws.data.noise import NoiseBed, silence_clips  # noqa: F401  (silence_clips: re-exported)
+from kws.data.noise import rms as _rms
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-
-
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
-    low, high = max(low, 1e-6), max(high, 1e-6)
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-
-
-class Augmenter:
+class Augmenter(NoiseBed):
     """Draws silence clips and perturbs word clips; parameters from ``train.augment``."""
 
     def __init__(self, params: AugmentConfig, noises: list[np.ndarray], sample_rate: int):
-        self.params = params
-        # Without background recordings, white noise keeps silence and mixing possible.
-        self.noises = [n for n in noises if len(n) and _rms(n) > 0] or \
-            [np.random.default_rng(0).standard_normal(sample_rate * 10).astype(np.float32)]
+        super().__init__(params, noises, sample_rate)
         self.max_shift = round(params.time_shift_ms * sample_rate / 1000)
-
-    def noise(self, length: int, rng: np.random.Generator) -> np.ndarray:
-        """A random stretch of a random recording, scaled to RMS 1."""
-        source = self.noises[rng.integers(len(self.noises))]
-        if len(source) < length:
-            source = np.tile(source, -(-length // len(source)))
-        start = rng.integers(len(source) - length + 1)
-        piece = source[start:start + length]
-        return (piece / max(_rms(piece), 1e-8)).astype(np.float32)
-
-    def silence(self, length: int, rng: np.random.Generator) -> np.ndarray:
-        """One silence clip: background noise at a log-uniform level in ``silence_rms``."""
-        level = _log_uniform(rng, *self.params.silence_rms)
-        return np.clip(self.noise(length, rng) * level, -1.0, 1.0)
 
     def partial(self, wave: np.ndarray, bounds: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
         """Only the head or the tail of the word in ``bounds``, at the window's edge.
@@ -123,9 +98,3 @@ class Augmenter:
             out[:, start:start + width] = fill
         return out
 
-
-def silence_clips(augmenter: Augmenter, count: int, length: int, seed: int) -> np.ndarray:
-    """``count`` reproducible silence clips (validation and evaluation use a fixed seed)."""
-    rng = np.random.default_rng(seed)
-    return np.stack([augmenter.silence(length, rng) for _ in range(count)]) if count else \
-        np.zeros((0, length), np.float32)

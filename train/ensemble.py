@@ -2,9 +2,9 @@
 
 The members run inside one LiteRT graph, so the runtime is unchanged and the cost is the sum
 of the members' (a few tenths of a millisecond for three TC-ResNets). Scored and written like
-any trained model (``train.main.finish``):
+any trained model (``kws_train.main.finish``):
 
-    python -m train.ensemble --bundles runs/bundles/a runs/bundles/b --data DIR --out models/default
+    python -m kws_train.ensemble --bundles runs/bundles/a runs/bundles/b --data DIR --out models/default
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import keras
 from kws.bundle import load_bundle
 from kws.config import load_config, with_overrides
 from kws.errors import KwsError
-from train.main import finish, prepare
+from kws_train.main import finish, prepare
 
 
 def average(models: list[keras.Model]) -> keras.Model:
@@ -31,7 +31,7 @@ def average(models: list[keras.Model]) -> keras.Model:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.ensemble", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m kws_train.ensemble", description=__doc__.split("\n")[0])
     parser.add_argument("--bundles", nargs="+", required=True, metavar="DIR")
     parser.add_argument("--data", required=True, metavar="DIR", help="the data the members were trained on")
     parser.add_argument("--out", required=True, metavar="DIR")

@@ -49,7 +49,7 @@ def to_tflite(model: keras.Model, representative: np.ndarray | None = None) -> b
             return convert(saved)
         calibration, out = Path(tmp) / "calibration.npy", Path(tmp) / "int8.tflite"
         np.save(calibration, representative)
-        done = subprocess.run([sys.executable, "-m", "train.export", str(saved), str(calibration),
+        done = subprocess.run([sys.executable, "-m", "kws_train.export", str(saved), str(calibration),
                                str(out)], capture_output=True)
         return out.read_bytes() if done.returncode == 0 and out.is_file() else None
 

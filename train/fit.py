@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from train.metrics import score
+from kws.eval.metrics import score
 
 
 @keras.saving.register_keras_serializable(package="kws")

@@ -13,17 +13,17 @@ import tensorflow as tf
 from kws.config import Config
 from kws.errors import KwsError
 from kws.features import FrontEnd
-from train import export
-from train.augment import Augmenter, silence_clips
-from train.dataset import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
+from kws_train import export
+from kws_train.augment import Augmenter, silence_clips
+from kws.data.speech_commands import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
                            load_audio_files, load_noise)
-from train.evaluate import EvalData, evaluation_audio
-from train.fit import Workdir, compile_model, fit, new_state, strategy
-from train.metrics import score, table
-from train.models import build
+from kws.eval.clips import EvalData, evaluation_audio
+from kws_train.fit import Workdir, compile_model, fit, new_state, strategy
+from kws.eval.metrics import score, table
+from kws_train.models import build
 from kws.data.negatives import negative_files
-from train.pipeline import BatchMaker, NegativeSource, features, training_dataset
-from train.reports import plot_confusion, plot_curves
+from kws_train.pipeline import BatchMaker, NegativeSource, features, training_dataset
+from kws.eval.reports import plot_confusion, plot_curves
 
 NORMALISER_CLIPS = 2000   # training clips the Normalization layer is adapted on
 CALIBRATION_WINDOWS = 300  # representative windows for int8 quantisation

@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from kws.features import FrontEnd
 from kws.eval.testaudio import speech_bounds
-from train.augment import Augmenter
-from train.dataset import fit_length
+from kws_train.augment import Augmenter
+from kws.data.speech_commands import fit_length
 
 
 def features(frontend: FrontEnd, waves: np.ndarray) -> np.ndarray:

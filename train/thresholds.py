@@ -6,7 +6,7 @@ the lowest level at which that word alone makes no error on the stream (no false
 firing on another word), so the words' false alarms together stay near zero per hour.
 The choice and the stream's score with the chosen thresholds go into the metadata.
 
-    python -m train.thresholds --model models/default --wav val.wav --labels val.csv
+    python -m kws_train.thresholds --model models/default --wav val.wav --labels val.csv
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def choose(times, scores, bundle: Bundle, labels, duration: float, config: Confi
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.thresholds", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m kws_train.thresholds", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, metavar="DIR")
     parser.add_argument("--wav", required=True, help="validation stream from kws make-stream")
     parser.add_argument("--labels", required=True, help="its labels CSV")

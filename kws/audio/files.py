@@ -10,6 +10,7 @@ import soundfile as sf
 import soxr
 
 from kws.errors import KwsError
+from kws.units import block_samples
 
 
 class AudioFileError(KwsError):
@@ -48,7 +49,7 @@ def read_blocks(path: str | Path, block_ms: float) -> tuple[int, int, Iterator[n
     while iterating; both are ``AudioFileError`` as in ``read_audio``.
     """
     f = _open(path)
-    size = max(1, round(f.samplerate * block_ms / 1000))
+    size = block_samples(block_ms, f.samplerate)
 
     def blocks() -> Iterator[np.ndarray]:
         with f:
@@ -84,7 +85,7 @@ def _checked(path: str | Path, f: sf.SoundFile, frames: int) -> np.ndarray:
 
 
 def _unreadable(path: str | Path, err: Exception) -> AudioFileError:
-    reason = str(err).split("\n")[0].removeprefix(f"Error opening {str(path)!r}: ")
+    reason = str(err).removeprefix(f"Error opening {str(path)!r}: ")
     return AudioFileError(f"{path}: not a readable audio file ({reason})")
 
 

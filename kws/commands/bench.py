@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from kws import bench
+    from kws.eval import bench
     from kws.audio.files import read_audio
     from kws.bundle import load_bundle
     from kws.errors import KwsError

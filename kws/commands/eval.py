@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from train.evaluate import evaluate_bundle, evaluation_audio
-    from train.metrics import table
-    from train.reports import plot_confusion
+    from kws.eval.clips import evaluate_bundle, evaluation_audio
+    from kws.eval.metrics import table
+    from kws.eval.reports import plot_confusion
 
     config = with_overrides(config, model_overrides(args))
     bundle = load_bundle(config.model_path, config)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from kws.cli import add_model_argument, json_line
-from kws.commands.replay import add_detector_arguments, detector_setup
+from kws.cli import add_detector_arguments, detector_setup
 from kws.config import Config
 
 HELP = "score detections on a labelled stream (hits, false alarms/hour, latency, threshold table)"

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    # The dataset reader is shared with training; train.dataset itself needs no TensorFlow.
-    from train.dataset import UNKNOWN, list_clips, load_noise
+    # The dataset reader is shared with training; kws.data.speech_commands itself needs no TensorFlow.
+    from kws.data.speech_commands import UNKNOWN, list_clips, load_noise
 
     from kws.eval.testaudio import build_stream, pick_clips, write_labels
 

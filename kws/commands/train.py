@@ -1,19 +1,27 @@
-"""``kws train``: train a model on Speech Commands and write a bundle (needs TensorFlow)."""
+"""``kws train``: train a model on Speech Commands and write a bundle (needs TensorFlow).
+
+The one door from the runtime to the trainer: ``run`` imports ``kws_train.main`` (the folder
+``train/``, installed by ``pip install -e '.[train]'``), and nothing else in ``kws`` imports
+``kws_train``. Without the training extras it says so in one line (``TrainingMissing``).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from kws.config import Config, with_overrides
+from kws.config import ARCHITECTURES, Config, with_overrides
 from kws.errors import KwsError
+
+INSTALL = "pip install -e '.[train]'"
 
 HELP = "train a keyword model on a Speech Commands directory and write a model bundle"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="Speech Commands root (default: train.data)")
-    parser.add_argument("--arch", metavar="NAME", help="cnn | lstm | bilstm | dscnn | tcresnet (default: train.arch)")
+    parser.add_argument("--arch", metavar="NAME",
+                        help=f"{' | '.join(ARCHITECTURES)} (default: train.arch)")
     parser.add_argument("--epochs", type=int, metavar="N", help="default: train.epochs")
     parser.add_argument("--out", metavar="DIR", required=True, help="bundle directory to write")
     parser.add_argument("--seed", type=int, help="default: train.seed")
@@ -36,7 +44,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
         raise KwsError(f"{data}: no such dataset directory")
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.out).name
 
-    from train.main import set_threads, train_bundle
+    try:
+        from kws_train.main import set_threads, train_bundle
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("kws_train", "tensorflow", "keras", "librosa"):
+            raise
+        raise KwsError(f"`kws train` needs the training extras ({err.name} is not installed): "
+                       f"{INSTALL}") from None
 
     set_threads(args.threads)
     train_bundle(config, data, args.out, workdir, resume=args.resume)

@@ -150,7 +150,7 @@ def record_stream(bundle, config, wav, progress: bool = False) -> Recording:
     from kws.detector import Detector, replay
 
     rate, frames, blocks = read_blocks(wav, config.audio.block_ms)
-    detector = Detector(bundle, config, input_rate=rate)
+    detector = Detector.from_bundle(bundle, config, input_rate=rate)
     times, scores, found = [], [], []
     detector.on_hop = lambda t, smoothed: (times.append(t), scores.append(smoothed))
     with tqdm(total=round(frames / rate), unit="s", desc="replaying", file=sys.stderr,

@@ -12,6 +12,7 @@ from typing import Callable
 import keras
 import numpy as np
 
+from kws.config import ARCHITECTURES as NAMES
 from kws.config import TrainConfig
 from kws.errors import KwsError
 
@@ -42,4 +43,6 @@ def build(arch: str, sample: np.ndarray, num_classes: int, config: TrainConfig) 
 
 
 # Importing the modules registers them.
-from train.models import bilstm, cnn, dscnn, lstm, tcresnet  # noqa: E402,F401
+from kws_train.models import bilstm, cnn, dscnn, lstm, tcresnet  # noqa: E402,F401
+
+assert set(ARCHITECTURES) == set(NAMES), f"kws.config.ARCHITECTURES {NAMES} != modules {sorted(ARCHITECTURES)}"

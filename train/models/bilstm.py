@@ -2,7 +2,7 @@
 
 from keras import layers
 
-from train.models import register
+from kws_train.models import register
 
 UNITS = 64  # per direction: about the parameters of the one-way ``lstm``
 

@@ -7,7 +7,7 @@ It is the baseline: accurate enough but ~200 M multiply-adds per window.
 
 from keras import layers
 
-from train.models import register
+from kws_train.models import register
 
 
 @register("cnn")

@@ -7,7 +7,7 @@ in LiteRT, the best accuracy per millisecond of the models measured (TRAINING_NO
 
 from keras import layers
 
-from train.models import BN_MOMENTUM, register
+from kws_train.models import BN_MOMENTUM, register
 
 WIDTH = 64
 BLOCKS = 4

@@ -5,7 +5,7 @@ The last output summarises the window. Converted to LiteRT it runs as a loop ove
 
 from keras import layers
 
-from train.models import register
+from kws_train.models import register
 
 UNITS = 128
 

@@ -8,7 +8,7 @@ multiply-adds per window, and fast training on a CPU. ``train.width`` scales the
 
 from keras import layers
 
-from train.models import BN_MOMENTUM, register
+from kws_train.models import BN_MOMENTUM, register
 
 STEM = 16
 STAGES = (24, 32, 48)

@@ -15,9 +15,9 @@ member default-whole-words 0 whole-seed0 &
 member default 0 partial-seed0 &
 wait
 member default-whole-words 1 whole-seed1
-python -m train.ensemble --config train/recipes/default.yaml --data "$DATA" --out models/default \
+python -m kws_train.ensemble --config train/recipes/default.yaml --data "$DATA" --out models/default \
     --bundles runs/bundles/whole-seed0 runs/bundles/partial-seed0 runs/bundles/whole-seed1
 kws make-stream --data "$DATA" --split validation --minutes 30 --seed 1 \
     --out runs/streams/val30.wav --labels runs/streams/val30.csv
-python -m train.thresholds --config train/recipes/thresholds.yaml --model models/default \
+python -m kws_train.thresholds --config train/recipes/thresholds.yaml --model models/default \
     --wav runs/streams/val30.wav --labels runs/streams/val30.csv

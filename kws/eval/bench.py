@@ -25,6 +25,7 @@ from kws.bundle import Bundle
 from kws.config import Config, with_overrides
 from kws.detector import Detector, StageTimings, chunks, replay
 from kws.errors import KwsError
+from kws.units import ms_to_samples
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
               "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS")
@@ -56,10 +57,10 @@ def measure_hops(bundle: Bundle, config: Config, audio: np.ndarray, hop_ms: floa
     window (no classification yet) are left out.
     """
     config = with_overrides(config, {"detector.hop_ms": hop_ms})
-    detector = Detector(bundle, config)
+    detector = Detector.from_bundle(bundle, config)
     detector.timings = timings = StageTimings()
     totals = []
-    for chunk in chunks(audio, round(hop_ms * config.audio.sample_rate / 1000)):
+    for chunk in chunks(audio, ms_to_samples(hop_ms, config.audio.sample_rate)):
         detector.write(chunk)
         before = len(timings.classifier)
         start = time.perf_counter()
@@ -75,7 +76,7 @@ def measure_hops(bundle: Bundle, config: Config, audio: np.ndarray, hop_ms: floa
 
 def measure_real_time_factor(bundle: Bundle, config: Config, audio: np.ndarray) -> dict:
     """CPU seconds per second of audio for the whole path, replaying as fast as possible."""
-    detector = Detector(bundle, config)
+    detector = Detector.from_bundle(bundle, config)
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in replay(detector, chunks(audio, config.audio.block_samples)):
         pass
@@ -88,7 +89,7 @@ def measure_real_time_factor(bundle: Bundle, config: Config, audio: np.ndarray) 
 def measure_live_cpu(bundle: Bundle, config: Config, audio: np.ndarray) -> dict:
     """CPU share of live listening: a producer thread delivers blocks at the sound card's pace
     while the consumer waits and processes, as ``kws listen`` does (minus PortAudio)."""
-    detector = Detector(bundle, config)
+    detector = Detector.from_bundle(bundle, config)
     block = config.audio.block_samples
     rate = config.audio.sample_rate
     done = threading.Event()
@@ -115,7 +116,7 @@ def measure_detection_latency(bundle: Bundle, config: Config, wav: Path, labels)
     """Stream seconds from the end of each spoken command to its detection (hits only)."""
     from kws.eval.scoring import record_stream, score
 
-    rec = record_stream(bundle, config, wav)
+    rec = record_stream(bundle, config, wav, labels)
     return score(rec.detections, labels, bundle.words, rec.duration,
                  config.stream.tolerance_ms / 1000).summary()
 
@@ -168,16 +169,12 @@ class NaiveBaseline:
         import keras
         import librosa
 
-        try:
-            import train.models  # noqa: F401  (registers custom layers, if any)
-        except ImportError:
-            pass
         self._librosa = librosa
         self.model = keras.saving.load_model(bundle.path / "model.keras", compile=False)
-        self.features = bundle.features
+        self.features = bundle.feature_config
         self.rate = bundle.sample_rate
-        self.window = round(self.rate * self.features.window_ms / 1000)
-        self.hop = round(self.rate * self.features.stride_ms / 1000)
+        self.window = ms_to_samples(self.features.window_ms, self.rate)
+        self.hop = ms_to_samples(self.features.stride_ms, self.rate)
         self.clip = config.audio.clip_samples
 
     def __call__(self, last_second: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -197,7 +194,7 @@ class NaiveBaseline:
 
 def measure_naive(baseline: NaiveBaseline, audio: np.ndarray, hop_ms: float, hops: int) -> dict:
     """Per-hop cost of the baseline over the first ``hops`` hops after one full window."""
-    hop = round(hop_ms * baseline.rate / 1000)
+    hop = ms_to_samples(hop_ms, baseline.rate)
     features, model, totals = [], [], []
     baseline(audio[:baseline.clip])  # first call builds Keras' predict function
     for i in range(hops):
@@ -213,6 +210,5 @@ def measure_naive(baseline: NaiveBaseline, audio: np.ndarray, hop_ms: float, hop
 def naive_startup(model: Path, runs: int = 3) -> dict:
     """Process time to import TensorFlow and librosa and load the Keras model."""
     code = ("import keras, librosa\n"
-            "try:\n    import train.models\nexcept ImportError:\n    pass\n"
             f"keras.saving.load_model({str(model / 'model.keras')!r}, compile=False)\n")
     return _time_python(code, runs)

@@ -27,19 +27,14 @@ import numpy as np
 from tqdm import tqdm
 
 from kws.audio.files import AudioFileError, read_audio
-from kws.bundle import NON_WORDS
+from kws.data.negatives import AUDIO_SUFFIXES
 from kws.errors import KwsError
+from kws.labels import SILENCE, UNKNOWN, labels_for  # noqa: F401  (labels_for: re-exported)
 
-SILENCE, UNKNOWN = NON_WORDS
 NOISE_DIR = "_background_noise_"
 SPLITS = ("training", "validation", "testing")
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
 # From tensorflow/examples/speech_commands/input_data.py: keeps the split stable as files are added.
 MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1
-
-
-def labels_for(words: list[str]) -> list[str]:
-    return [SILENCE, UNKNOWN, *words]
 
 
 def which_set(filename: str, validation_percentage: float = 10.0,

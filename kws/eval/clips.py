@@ -19,9 +19,9 @@ from kws.bundle import Bundle
 from kws.config import Config
 from kws.errors import KwsError
 from kws.features import FrontEnd
-from train.augment import Augmenter, silence_clips
-from train.dataset import SILENCE, UNKNOWN, list_clips, load_audio, load_noise
-from train.metrics import score
+from kws.data.noise import NoiseBed, silence_clips
+from kws.data.speech_commands import SILENCE, UNKNOWN, list_clips, load_audio, load_noise
+from kws.eval.metrics import score
 
 
 @dataclass
@@ -44,7 +44,7 @@ def evaluation_audio(root: str | Path, split: str, config: Config, seed: int = 0
         noises, _ = load_noise(root, sr)
         words = int((targets > clips.labels.index(UNKNOWN)).sum())  # as the official recipe
         generated = round(config.train.silence_fraction * words)
-        extra = silence_clips(Augmenter(config.train.augment, noises, sr), generated, length, seed)
+        extra = silence_clips(NoiseBed(config.train.augment, noises, sr), generated, length, seed)
         waves = np.concatenate([waves, extra])
         targets = np.concatenate([targets, np.full(generated, silence_label, np.int32)])
     counts = np.bincount(targets, minlength=len(clips.labels))

@@ -1,0 +1,38 @@
+"""`kws eval` on the committed tiny bundle: LiteRT only, no TensorFlow."""
+
+import json
+
+from conftest import TINY_WORDS, run_kws
+
+from kws.labels import labels_for
+
+LABELS = labels_for(TINY_WORDS)
+
+
+def test_eval_json_on_dataset_and_archive(tiny_bundle, tiny_dataset, tmp_path):
+    result = run_kws("eval", "--data", str(tiny_dataset), "--model", str(tiny_bundle),
+                     "--report", str(tmp_path / "report"), "--json")
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["accuracy"] > 0.8 and set(metrics["per_class"]) == set(LABELS)
+    assert len(metrics["confusion"]) == len(LABELS) and "balanced accuracy" in result.stdout
+    assert (tmp_path / "report" / "confusion.png").stat().st_size > 0
+    # The same test clips, laid out as the official test-set archive.
+    archive = tmp_path / "archive"
+    for rel in (tiny_dataset / "testing_list.txt").read_text().split():
+        word, name = rel.split("/")
+        folder = word if word in TINY_WORDS else "_unknown_"
+        (archive / folder).mkdir(parents=True, exist_ok=True)
+        target = f"{word}_{name}.wav" if folder == "_unknown_" else name
+        (archive / folder / target).write_bytes((tiny_dataset / rel).read_bytes())
+    result = run_kws("eval", "--data", str(archive), "--model", str(tiny_bundle),
+                     "--report", str(tmp_path / "report2"), "--json")
+    archived = json.loads(result.stdout.strip().splitlines()[-1])
+    assert archived["per_class"]["_unknown_"]["support"] == 2 * 4  # every clip, no 10% cut
+    assert archived["per_class"]["yes"]["support"] == metrics["per_class"]["yes"]["support"]
+
+
+def test_bad_input_is_one_line_error(tmp_path):
+    result = run_kws("train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b"),
+                     check=False)
+    assert result.returncode == 2 and "no such dataset directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
