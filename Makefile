@@ -3,29 +3,52 @@
 #   make test     everything for training and the tests, then the test suite
 # Python packages go into a virtual environment (.venv): Debian and Ubuntu refuse pip
 # installs into the system Python. `. .venv/bin/activate` puts `kws` on your PATH.
+#
+# Installing is remembered in stamp files under .make/: apt-get and pip run again only when
+# pyproject.toml or this Makefile changed (or after `make clean-env`), so `make test` in an
+# edit-test loop goes straight to the tests.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+STAMPS := .make
 APT_RUNTIME := python3-venv libportaudio2 libsndfile1
-# espeak-ng + sox speak the test words; PulseAudio is the virtual microphone of the e2e test.
+# espeak-ng speaks the test words; PulseAudio is the virtual microphone of the e2e test.
 APT_TEST := $(APT_RUNTIME) espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins
 
-.PHONY: listen test install-runtime install-test
+.PHONY: listen test lint install-runtime install-test clean-env
 
 listen: install-runtime
 	$(PY) -m kws listen
 
+# The README's test command: the whole suite (`$(PY) -m pytest -m "not train"` is the fast tier).
 test: install-test
 	$(PY) -m pytest
 
-install-runtime:
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+install-runtime: $(STAMPS)/runtime
+install-test: $(STAMPS)/test
+
+$(STAMPS)/apt-runtime: Makefile
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_RUNTIME)
-	[ -x $(PY) ] || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e .
+	mkdir -p $(STAMPS) && touch $@
 
-install-test:
+$(STAMPS)/apt-test: Makefile
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_TEST)
+	mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/runtime: $(STAMPS)/apt-runtime pyproject.toml Makefile
+	[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(STAMPS)/test: $(STAMPS)/apt-test pyproject.toml Makefile
 	[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+clean-env:
+	rm -rf $(STAMPS)

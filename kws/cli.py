@@ -1,9 +1,10 @@
 """The ``kws`` command.
 
 Each subcommand lives in ``kws/commands/<name>.py`` and exposes ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args, config) -> int``. Command modules import nothing
-heavy at module level (TensorFlow and ``train`` only inside ``run``), so ``kws listen``
-starts without them.
+``add_arguments(parser)`` and ``run(args, config) -> int``; the helpers they share (``--model``,
+the detector flags, JSON lines) live here. Command modules import nothing heavy at module
+level, so ``kws listen`` starts fast; only ``kws train`` reaches the training package, through
+one import inside ``kws.commands.train.run``.
 
 Errors the user can act on (``KwsError``) print one line, ``kws: error: ...``, and exit 2.
 """
@@ -23,8 +24,9 @@ from kws.config import Config, load_config, with_overrides
 from kws.errors import KwsError
 from kws.posterior import uniform_threshold
 
-# The runtime install leaves these out (see pyproject.toml); commands that need them say so.
-TRAINING_ONLY = {"tensorflow", "keras", "librosa", "tensorboard"}
+# The runtime install leaves these out (see pyproject.toml); a command that needs one says so
+# in one line. kws_train is the training package itself (the folder train/).
+TRAINING_ONLY = {"kws_train", "tensorflow", "keras", "librosa", "tensorboard"}
 
 # name -> module; order is the order of `kws --help`.
 COMMANDS = {

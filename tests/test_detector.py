@@ -11,8 +11,10 @@ import soxr
 
 from kws.bundle import load_bundle
 from kws.config import load_config
-from kws.detector import Detector, FeatureWindow, StageTimings, chunks, replay
+from kws.detector import Detector, FeatureWindow, SampleSource, StageTimings, chunks, replay
 from kws.features import FrontEnd
+from kws.labels import labels_for
+from kws.posterior import Posterior
 from kws.eval.scoring import replay_trigger
 
 RATE = 16000
@@ -35,6 +37,34 @@ def test_feature_window_is_the_batch_features_of_the_latest_second():
         start += size
     assert due == list(range(98, len(everything) + 1, 2))
     assert fw.end_time == pytest.approx(((len(everything) - 1) * 160 + 480) / RATE)
+
+
+def test_detector_runs_the_stages_it_is_given():
+    """Known stages, no model: a classifier that says "yes" while the newest frames are loud.
+
+    A one-second tone in silence fires once, a hop or so after the tone reaches the window's
+    newest frame, whatever the chunking and the input rate."""
+    config = load_config()
+    basis = np.full((config.features.n_mels, 241), 1e-3, np.float32)  # any fixed filterbank
+    labels = labels_for(["yes", "no"])
+
+    def classifier(window):
+        loud = window[-5:].mean() > -40  # dB
+        return np.array([0, 1 - loud, loud, 0], np.float32)
+
+    def detector(input_rate):
+        frontend = FrontEnd(config.features, RATE, basis)
+        return Detector(SampleSource(2 * input_rate, input_rate, RATE), FeatureWindow(frontend, 98, 2),
+                        classifier, Posterior(labels, {"yes": 0.5, "no": 0.5}, 1, 1.0))
+
+    t = np.arange(4 * RATE) / RATE
+    audio = np.where((t >= 2) & (t < 3), 0.5 * np.sin(2 * np.pi * 440 * t), 0).astype(np.float32)
+    for size in (37, 160, 4096):
+        found = list(replay(detector(RATE), chunks(audio, size)))
+        assert [d.word for d in found] == ["yes"] and 2.0 < found[0].time < 2.1, found
+    at_48k = soxr.resample(audio, RATE, 48000).astype(np.float32)
+    found = list(replay(detector(48000), chunks(at_48k, 480)))
+    assert [d.word for d in found] == ["yes"] and 2.0 < found[0].time < 2.1, found
 
 
 @pytest.fixture(scope="module")
