@@ -37,7 +37,7 @@ import numpy as np
 
 from kws.config import Config, PosteriorConfig
 from kws.labels import NON_WORDS
-from kws.units import ms_to_hops
+from kws.units import ms_to_hops, ms_to_seconds
 
 
 def word_thresholds(words: list[str], bundle_thresholds: dict[str, float],
@@ -121,7 +121,7 @@ class Posterior:
         words = [label for label in labels if label not in NON_WORDS]
         post = config.posterior
         return cls(labels, word_thresholds(words, bundle_thresholds, post),
-                   ms_to_hops(post.smoothing_ms, config.detector.hop_ms), post.refractory_ms / 1000)
+                   ms_to_hops(post.smoothing_ms, config.detector.hop_ms), ms_to_seconds(post.refractory_ms))
 
     def update(self, probs: np.ndarray, time: float) -> tuple[str, float] | None:
         """Feed one hop; return ``(word, smoothed score)`` if a word fires at ``time``."""

@@ -18,6 +18,11 @@ def ms_to_samples(ms: float, sample_rate: int) -> int:
     return round(sample_rate * ms / 1000)
 
 
+def ms_to_seconds(ms: float) -> float:
+    """Milliseconds (how the config states durations) as seconds (how stream time is kept)."""
+    return ms / 1000
+
+
 def seconds_to_samples(seconds: float, sample_rate: int) -> int:
     """Samples in ``seconds`` at ``sample_rate``, rounded to the nearest sample."""
     return round(sample_rate * seconds)

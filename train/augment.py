@@ -11,6 +11,7 @@ import numpy as np
 from kws.config import AugmentConfig
 from kws.data.noise import NoiseBed, silence_clips  # noqa: F401  (silence_clips: re-exported)
 from kws.data.noise import rms as _rms
+from kws.units import ms_to_samples
 
 
 class Augmenter(NoiseBed):
@@ -18,7 +19,7 @@ class Augmenter(NoiseBed):
 
     def __init__(self, params: AugmentConfig, noises: list[np.ndarray], sample_rate: int):
         super().__init__(params, noises, sample_rate)
-        self.max_shift = round(params.time_shift_ms * sample_rate / 1000)
+        self.max_shift = ms_to_samples(params.time_shift_ms, sample_rate)
 
     def partial(self, wave: np.ndarray, bounds: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
         """Only the head or the tail of the word in ``bounds``, at the window's edge.

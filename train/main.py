@@ -13,6 +13,7 @@ import tensorflow as tf
 from kws.config import Config
 from kws.errors import KwsError
 from kws.features import FrontEnd
+from kws.units import ms_to_samples
 from kws_train import export
 from kws_train.augment import Augmenter, silence_clips
 from kws.data.speech_commands import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
@@ -140,7 +141,7 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
         print(f"resuming after epoch {state['epoch']} (best {state['best']:.4f} at epoch "
               f"{state['best_epoch']})", flush=True)
     sr = config.audio.sample_rate
-    gap = tuple(round(ms * sr / 1000) for ms in tc.negatives.embedded_gap_ms)
+    gap = tuple(ms_to_samples(ms, sr) for ms in tc.negatives.embedded_gap_ms)
     maker = BatchMaker(prep.audio.waves, prep.audio.targets, prep.frontend, prep.augmenter,
                        labels.index(SILENCE), labels.index(UNKNOWN), prep.negatives, gap)
     partials = round(tc.augment.partial_fraction * tc.clips_per_class)

@@ -25,7 +25,7 @@ from kws.bundle import Bundle
 from kws.config import Config, with_overrides
 from kws.detector import Detector, StageTimings, chunks, replay
 from kws.errors import KwsError
-from kws.units import ms_to_samples
+from kws.units import ms_to_samples, ms_to_seconds
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
               "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS")
@@ -118,7 +118,7 @@ def measure_detection_latency(bundle: Bundle, config: Config, wav: Path, labels)
 
     rec = record_stream(bundle, config, wav, labels)
     return score(rec.detections, labels, bundle.words, rec.duration,
-                 config.stream.tolerance_ms / 1000).summary()
+                 ms_to_seconds(config.stream.tolerance_ms)).summary()
 
 
 # Run first in every timed child: report the child's own peak RSS (VmHWM) on exit. ru_maxrss
