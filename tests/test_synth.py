@@ -99,3 +99,13 @@ def test_command_line(tmp_path):
     empty.write_text("# nothing\n\n")
     bad = cli("--words", str(empty), "--out", str(tmp_path), "--seed", "1")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
+def test_sox_pitch_shift_is_deterministic(tmp_path, monkeypatch):
+    """Engines without their own pitch control go through sox, which must not dither at random."""
+    monkeypatch.setattr(synth, "NATIVE_PITCH", set())
+    voice = [v for v in _espeak_voices() if v.pitch != 1.0][:1]
+    a = synth.synthesize(["nine"], voice, tmp_path / "a", seed=1)
+    b = synth.synthesize(["nine"], voice, tmp_path / "b", seed=1)
+    assert len(a) == 1 and a[0].path.read_bytes() == b[0].path.read_bytes()

@@ -17,7 +17,8 @@ Contract
   leading/trailing silence, at most one second long, peak-normalised to a level drawn between
   -12 and -1 dBFS. It returns the accepted clips (a list, with counts of new, cached and
   rejected clips attached). Clips that come out silent, unreadable, shorter than 0.1 s or
-  longer than 1 s after trimming are rejected and counted, never written.
+  longer than 1 s after trimming are rejected and counted, never written (so the next call
+  tries them again).
 * File names are ``<speaker>-<text>-<hash>.wav``: the hash covers engine, base voice, pitch,
   rate, text, seed and sample rate, so a clip whose file exists is not generated again (the
   cache), and ``kws.data.negatives`` (which splits a folder by the name before the first
@@ -29,9 +30,10 @@ Contract
   seeded by (seed, clip hash).
 * :func:`split_of_voice` puts a voice in ``training`` or ``validation``/``testing`` by its base
   voice, so validation can use voices never heard in training.
-* Engines run as separate processes (espeak-ng, flite and Piper are GPL; festival and pico are
+* Engines run as separate processes (espeak-ng and Piper are GPL; festival, flite and pico are
   CLI programs anyway), at most two at a time; nothing here imports an engine. Pitch and tempo
-  changes an engine lacks are made with ``sox`` (also a process). MBROLA voices are never used
+  changes an engine lacks are made with ``sox`` (also a process; ``-R``, else its dither is
+  random and clips differ from run to run). MBROLA voices are never used
   (their licence is non-commercial).
 
 Command line (``python -m kws_train.synth``; ``python -m train.synth`` until the package is
@@ -445,7 +447,7 @@ def _load_16k(path: Path, voice: Voice, sample_rate: int, tmp: Path) -> np.ndarr
     try:
         if effects and _which("sox"):
             fixed = path.with_suffix(".fx.wav")
-            if not _run(["sox", str(path), "-c", "1", "-b", "16", str(fixed), *effects,
+            if not _run(["sox", "-R", str(path), "-c", "1", "-b", "16", str(fixed), *effects,
                          "rate", str(sample_rate)]):
                 return None
             path = fixed
