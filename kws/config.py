@@ -121,6 +121,7 @@ class NegativeSource(_Section):
     path: str                       # folder of audio in which no command is said
     weight: float = Field(ge=0)     # one-second windows per epoch, as a fraction of clips_per_class
     context: bool = False           # also the running speech put around embedded commands
+    holdout: float | None = Unit    # this source's own share kept apart (None: negatives.holdout)
 
 
 class NegativesConfig(_Section):
@@ -149,6 +150,7 @@ class TrainConfig(_Section):
     warmup_epochs: int = Field(ge=0)
     patience: int = Field(ge=1)
     seed: int
+    init: str | None = None         # a bundle whose Keras model training starts from (fine-tuning)
     silence_fraction: float = Unit
     unknown_fraction: float = Unit
     augment: AugmentConfig
@@ -233,7 +235,7 @@ def _validate(data: dict, source: str) -> Config:
 
 
 # Path-valued keys: a relative path is relative to the file that sets it.
-PATH_KEYS = (("detector", "model"), ("train", "data"))
+PATH_KEYS = (("detector", "model"), ("train", "data"), ("train", "init"))
 
 
 def _anchor(value, path: Path):

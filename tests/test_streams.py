@@ -12,7 +12,7 @@ from kws.audio.files import read_audio
 from kws.config import load_config
 from kws.errors import KwsError
 from kws.posterior import Trigger
-from kws.eval.scoring import replay_trigger, score, sweep
+from kws.eval.scoring import Recording, replay_trigger, score, sweep
 from kws.eval.testaudio import Label, build_stream, read_labels, speech_bounds, write_labels
 
 RATE = 16000
@@ -97,7 +97,11 @@ def test_sweep_from_recorded_scores_equals_running_the_trigger_on_every_hop():
     every_hop = [(float(t), classes[i]) for t, s in zip(times, scores)
                  if (i := trigger.update(s, t)) is not None]
     assert every_hop and replay_trigger(times, scores, classes, thresholds, 0.3) == every_hop
-    rows = sweep(times, scores, classes, WORDS, [0.5, 0.9], 0.3, LABELS, 20.0, 1.0)
+    recording = Recording(times, scores, every_hop, 20.0, {}, LABELS)
+    rows = sweep([recording, recording], classes, WORDS, [0.5, 0.9], 0.3, 1.0)
+    assert rows[0][1].false_alarms + rows[0][1].hits + rows[0][1].wrong == 2 * len(every_hop)
+    assert rows[0][1].non_command_hours == 2 * score([], LABELS, WORDS, 20.0, 1.0).non_command_hours
+    rows = sweep([recording], classes, WORDS, [0.5, 0.9], 0.3, 1.0)
     assert rows[0][1].false_alarms + rows[0][1].hits + rows[0][1].wrong == len(every_hop)
     assert rows[1][1].false_alarms <= rows[0][1].false_alarms
 

@@ -1,4 +1,4 @@
-"""Per-word thresholds chosen on a labelled validation stream and written into the bundle."""
+"""Per-word thresholds chosen on labelled validation streams and written into the bundle."""
 
 import json
 import shutil
@@ -19,10 +19,14 @@ def test_thresholds_from_a_validation_stream(tiny_bundle, tiny_dataset, tmp_path
             "validation", "--minutes", "1", "--out", str(wav), "--labels", str(labels))
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
-    main(["--model", str(bundle), "--wav", str(wav), "--labels", str(labels), "--config", str(config)])
+    negatives = tmp_path / "negatives.wav"  # other words only: no command may fire on them
+    run_kws("make-stream", "--config", str(config), "--negatives", str(tiny_dataset / "bird"),
+            "--out", str(negatives), "--noise", str(tiny_dataset / "_background_noise_"))
+    main(["--model", str(bundle), "--wav", str(wav), "--wav", str(negatives), "--config", str(config)])
     report = json.loads(capsys.readouterr().out)
     loaded = load_bundle(bundle)
     assert set(loaded.thresholds) == set(TINY_WORDS) == set(report["thresholds"])
     assert all(0.5 <= t < 1 for t in loaded.thresholds.values())
     assert loaded.metadata["threshold_selection"]["false_alarms"] == report["false_alarms"]
+    assert report["streams"] == [str(wav), str(negatives)]
     assert {p.name for p in bundle.iterdir()} == {p.name for p in tiny_bundle.iterdir()}

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kws.bundle import load_bundle
 from kws.config import Config
 from kws.errors import KwsError
 from kws.features import FrontEnd
@@ -108,12 +109,23 @@ def prepare(config: Config, data: str | Path) -> Prepared:
                     negatives)
 
 
+def _initial_model(bundle_dir: str, labels: list[str]) -> keras.Model:
+    """The Keras model of a bundle with the same labels, to fine-tune."""
+    bundle = load_bundle(bundle_dir)
+    if bundle.labels != labels or not (bundle.path / "model.keras").is_file():
+        raise KwsError(f"{bundle_dir}: train.init needs a bundle with a Keras model and the labels "
+                       f"{', '.join(labels)}")
+    print(f"starting from {bundle_dir}", flush=True)
+    return keras.models.load_model(bundle.path / "model.keras", compile=False)
+
+
 def load_negatives(config: Config) -> list[NegativeSource]:
     """The training files of every negative source, decoded (see ``kws.data.negatives``)."""
     tc, sr = config.train, config.audio.sample_rate
     out = []
     for source in tc.negatives.sources:
-        paths = negative_files(source.path, "training", tc.negatives.holdout)
+        holdout = tc.negatives.holdout if source.holdout is None else source.holdout
+        paths = negative_files(source.path, "training", holdout)
         clips = load_audio_files(paths, sr, f"negatives in {Path(source.path).name}")
         if not clips:
             raise KwsError(f"{source.path}: no readable training audio in this negative source")
@@ -151,6 +163,9 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
     with strategy().scope():
         if state["epoch"]:
             model = keras.models.load_model(work.last)
+        elif tc.init:
+            model = _initial_model(tc.init, labels)
+            compile_model(model, tc.learning_rate, tc.warmup_epochs * steps, tc.epochs * steps)
         else:
             model = build(tc.arch, prep.sample_x, len(labels), tc)
             compile_model(model, tc.learning_rate, tc.warmup_epochs * steps, tc.epochs * steps)

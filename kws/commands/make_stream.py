@@ -1,9 +1,23 @@
-"""``kws make-stream``: a long labelled test recording from a Speech Commands split."""
+"""``kws make-stream``: a long labelled test recording, of command words or of negative audio.
+
+Two kinds, as keyword-spotting benchmarks measure them:
+
+* ``--data DIR``: Speech Commands clips of one split, command and unknown words 2-4 s apart
+  (hits, misses, latency and false alarms on other words);
+* ``--negatives DIR``: any folder of audio in which no command is said (running speech,
+  phrases, music, noise), whole files one after another, for false alarms per hour. With
+  ``--split`` only that part of the folder's speaker split is used (``kws.data.negatives``),
+  so validation and testing never hear what training did.
+
+Both lie over a background-noise bed (``--noise DIR``, by default ``DIR/_background_noise_``
+of ``--data``) at ``stream.snr_db``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -11,17 +25,24 @@ from kws.audio.files import read_audio, write_wav
 from kws.config import Config, with_overrides
 from kws.errors import KwsError
 
-HELP = "build a long labelled stream of words (with gaps, unknown words and noise) for eval-stream"
+HELP = "build a long labelled stream (command words with gaps, or negative audio) for eval-stream"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="DIR", help="Speech Commands folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="DIR", help="Speech Commands folder: a stream of its words")
+    source.add_argument("--negatives", metavar="DIR",
+                        help="folder of audio with no commands in it: a stream for false alarms per hour")
     parser.add_argument("--out", required=True, metavar="LONG.wav", help="stream to write")
-    parser.add_argument("--labels", required=True, metavar="LABELS.csv",
-                        help="labels to write: word,start,end,source (seconds of speech)")
-    parser.add_argument("--split", default="testing", choices=["training", "validation", "testing"],
-                        help="clips from this split (default: testing)")
-    parser.add_argument("--minutes", type=float, default=10.0, help="length (default: 10)")
+    parser.add_argument("--labels", metavar="LABELS.csv",
+                        help="labels to write: word,start,end,source (default: LONG.csv)")
+    parser.add_argument("--split", choices=["training", "validation", "testing"],
+                        help="--data: clips of this split (default: testing); --negatives: this "
+                             "part of the speaker split (default: every file)")
+    parser.add_argument("--minutes", type=float,
+                        help="length (default: 10 for --data, every file for --negatives)")
+    parser.add_argument("--noise", metavar="DIR",
+                        help="background noise recordings (default: _background_noise_ of --data)")
     parser.add_argument("--snr-db", type=float,
                         help="speech-to-noise ratio of the background bed (default: stream.snr_db)")
     parser.add_argument("--unknown-fraction", type=float,
@@ -30,31 +51,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    # The dataset reader is shared with training; kws.data.speech_commands itself needs no TensorFlow.
+    from kws.data.negatives import audio_files, negative_files
     from kws.data.speech_commands import UNKNOWN, list_clips, load_noise
+    from kws.eval.testaudio import build_stream, labels_path, pick_clips, pick_negatives, write_labels
 
-    from kws.eval.testaudio import build_stream, pick_clips, write_labels
-
-    if args.minutes <= 0:
+    if args.minutes is not None and not 0 < args.minutes < 1e5:
         raise KwsError("--minutes must be positive")
+    labels_out = labels_path(args.out, args.labels)
+    for path in (Path(args.out), labels_out):
+        if not path.parent.is_dir():
+            raise KwsError(f"{path.parent}: no such directory for {path.name}")
     config = with_overrides(config, {"stream.snr_db": args.snr_db,
                                      "stream.unknown_fraction": args.unknown_fraction})
     rate = config.audio.sample_rate
-    clips = list_clips(args.data, config.words, args.split, unknown_fraction=1.0)
-    by_word: dict = {}
-    for path, target in zip(clips.paths, clips.targets):
-        if clips.labels[target] in (UNKNOWN, *config.words):
-            by_word.setdefault(path.parent.name, []).append(path)
-    unknown = sorted(set(by_word) - set(config.words))
-    noises, _ = load_noise(args.data, rate)
     rng = np.random.default_rng(args.seed)
-    picked = pick_clips(by_word, config.words, unknown, args.minutes * 60, config.stream, rng,
-                        lambda path: read_audio(path, rate))
+    read = lambda path: read_audio(path, rate)  # noqa: E731
+    if args.negatives:
+        files = negative_files(args.negatives, args.split, config.train.negatives.holdout)
+        if not files:
+            raise KwsError(f"{args.negatives}: no audio files" +
+                           (f" in the {args.split} split" if args.split else ""))
+        seconds = None if args.minutes is None else args.minutes * 60
+        picked = pick_negatives(files, seconds, rate, rng, read)
+    else:
+        clips = list_clips(args.data, config.words, args.split or "testing", unknown_fraction=1.0)
+        by_word: dict = {}
+        for path, target in zip(clips.paths, clips.targets):
+            if clips.labels[target] in (UNKNOWN, *config.words):
+                by_word.setdefault(path.parent.name, []).append(path)
+        unknown = sorted(set(by_word) - set(config.words))
+        picked = pick_clips(by_word, config.words, unknown, (args.minutes or 10.0) * 60,
+                            config.stream, rng, read)
+    noise_dir = args.noise or (Path(args.data) if args.data else None)
+    if args.noise:
+        noises = [read(path) for path in audio_files(args.noise)]
+    else:
+        noises = load_noise(noise_dir, rate)[0] if noise_dir else []
     audio, labels = build_stream(picked, noises, config.stream, rate, rng)
     write_wav(args.out, audio, rate)
-    write_labels(args.labels, labels)
+    write_labels(labels_out, labels)
     commands = sum(lab.word in config.words for lab in labels)
     print(f"{args.out}: {len(audio) / rate / 60:.1f} min, {commands} command words, "
-          f"{len(labels) - commands} unknown, noise at {config.stream.snr_db:g} dB SNR"
-          + ("" if noises else " (no _background_noise_: none added)"), file=sys.stderr)
+          f"{len(labels) - commands} other clips or files, noise at {config.stream.snr_db:g} dB SNR"
+          + ("" if noises else " (no noise recordings: none added)"), file=sys.stderr)
     return 0

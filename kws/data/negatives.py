@@ -1,10 +1,11 @@
 """Negative audio: folders of speech, phrases, music or noise in which no command is said.
 
-Any folder of audio files is a negative source. Its files are split between training and
-validation by a hash of the file name (as Speech Commands splits speakers), so every tool
-that asks for a split of the same folder gets the same files: training crops windows out of
-the ``training`` files, while ``kws make-stream --negatives`` builds validation streams out of
-the ``validation`` files, and neither ever sees the other's audio.
+Any folder of audio files is a negative source. Its files are split by a hash of the speaker
+(as Speech Commands splits speakers): ``holdout`` of the speakers are kept apart, half for
+``validation`` (choosing thresholds) and half for ``testing`` (reporting), the rest are
+``training``. Every tool that asks for a split of the same folder gets the same files:
+training crops windows out of the ``training`` files, ``kws make-stream --negatives`` builds
+streams of the other two, and none hears another's audio.
 
 LibriSpeech names files ``<reader>-<chapter>-<utterance>``; the hash is taken over the part
 before the first ``-``, so a reader's files stay on one side.
@@ -29,10 +30,11 @@ def audio_files(folder: str | Path) -> list[Path]:
 
 
 def split_of(path: str | Path, holdout: float) -> str:
-    """``"validation"`` for about ``holdout`` of speakers (hash of the name before ``-``)."""
+    """``"testing"``, ``"validation"`` (``holdout / 2`` of speakers each) or ``"training"``,
+    from a hash of the speaker (the file name before its first ``-``)."""
     speaker = Path(path).stem.split("-")[0]
     value = int(hashlib.sha1(speaker.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "validation" if value < holdout else "training"
+    return "testing" if value < holdout / 2 else "validation" if value < holdout else "training"
 
 
 def negative_files(folder: str | Path, split: str | None, holdout: float) -> list[Path]:

@@ -52,6 +52,18 @@ class Score:
         """Quantile ``q`` (0-1) of hit latency in seconds; NaN without hits."""
         return float(np.quantile(self.latencies, q)) if self.latencies else math.nan
 
+    @classmethod
+    def total(cls, scores: list["Score"]) -> "Score":
+        """Several streams' scores as one (counts and hours add up)."""
+        per_word: dict[str, tuple[int, int]] = {}
+        for one in scores:
+            for word, (hits, said) in one.per_word.items():
+                old = per_word.get(word, (0, 0))
+                per_word[word] = (old[0] + hits, old[1] + said)
+        return cls(*(sum(getattr(one, name) for one in scores) for name in
+                     ("commands", "hits", "misses", "wrong", "false_alarms", "non_command_hours")),
+                   latencies=[x for one in scores for x in one.latencies], per_word=per_word)
+
     def summary(self) -> dict:
         return {"commands": self.commands, "hits": self.hits, "misses": self.misses,
                 "wrong": self.wrong, "false_alarms": self.false_alarms,
@@ -112,31 +124,38 @@ def replay_trigger(times: np.ndarray, scores: np.ndarray, classes: list[str],
     return out
 
 
-def sweep(times: np.ndarray, scores: np.ndarray, classes: list[str], words: list[str],
-          levels: list[float], refractory: float, labels: list[Label], duration: float,
-          tolerance: float) -> list[tuple[float, Score]]:
-    """``(threshold, Score)`` with one threshold for every word, for each of ``levels``."""
-    reported = np.array([c in words for c in classes])
-    rows = []
-    for level in levels:
-        thresholds = np.where(reported, level, math.inf)
-        found = replay_trigger(times, scores, classes, thresholds, refractory)
-        rows.append((level, score(found, labels, words, duration, tolerance)))
-    return rows
-
-
 @dataclass
 class Recording:
-    """One replay of a stream: every hop's time and smoothed posteriors, and the detections."""
+    """One replay of a labelled stream: every hop's time and smoothed posteriors, the detections."""
 
     times: np.ndarray  # stream seconds of each hop
     scores: np.ndarray  # (hops, classes) smoothed posteriors
     detections: list[tuple[float, str]]
     duration: float  # seconds of audio
     thresholds: dict[str, float]  # each word's threshold in the replay
+    labels: list[Label]
 
 
-def record_stream(bundle, config, wav, progress: bool = False) -> Recording:
+def rescore(recordings: list[Recording], classes: list[str], words: list[str],
+            thresholds: np.ndarray, refractory: float, tolerance: float) -> Score:
+    """The summed score of ``recordings`` re-decided with per-class ``thresholds``."""
+    return Score.total([score(replay_trigger(rec.times, rec.scores, classes, thresholds, refractory),
+                              rec.labels, words, rec.duration, tolerance) for rec in recordings])
+
+
+def sweep(recordings: list[Recording], classes: list[str], words: list[str], levels: list[float],
+          refractory: float, tolerance: float) -> list[tuple[float, Score]]:
+    """``(threshold, Score)`` for each of ``levels`` given to every word of ``words`` at once.
+
+    With one word, this is that word's trade-off (a DET curve): scored as the only word, its
+    firing on another command word counts as a false alarm too.
+    """
+    reported = np.array([c in words for c in classes])
+    return [(level, rescore(recordings, classes, words, np.where(reported, level, math.inf),
+                            refractory, tolerance)) for level in levels]
+
+
+def record_stream(bundle, config, wav, labels: list[Label], progress: bool = False) -> Recording:
     """Replay ``wav`` through the live ``Detector`` once, recording what every hop saw.
 
     ``replay_trigger`` and ``sweep`` then re-decide over the recording for any thresholds
@@ -158,4 +177,5 @@ def record_stream(bundle, config, wav, progress: bool = False) -> Recording:
         for block in blocks:
             found += [(d.time, d.word) for d in replay(detector, [block])]
             bar.update(len(block) / rate)
-    return Recording(np.array(times), np.array(scores), found, frames / rate, detector.thresholds)
+    return Recording(np.array(times), np.array(scores), found, frames / rate, detector.thresholds,
+                     labels)

@@ -116,6 +116,28 @@ def pick_clips(by_word: dict[str, list[Path]], words: list[str], unknown: list[s
     return out
 
 
+NEGATIVE = "_negative_"  # label of audio in which no command is said
+
+
+def pick_negatives(paths: list[Path], seconds: float | None, sample_rate: int,
+                   rng: np.random.Generator,
+                   read: Callable[[Path], np.ndarray]) -> list[tuple[str, str, np.ndarray]]:
+    """Whole files of negative audio in random order, until about ``seconds`` (``None``: all)."""
+    out, total = [], 0
+    for index in rng.permutation(len(paths)):
+        if seconds is not None and total >= seconds * sample_rate:
+            break
+        samples = read(paths[index])
+        out.append((NEGATIVE, str(paths[index]), samples))
+        total += len(samples)
+    return out
+
+
+def labels_path(wav: str | Path, labels: str | Path | None = None) -> Path:
+    """The labels CSV of a stream: given, or beside the WAV with the suffix ``.csv``."""
+    return Path(labels) if labels else Path(wav).with_suffix(".csv")
+
+
 def write_labels(path: str | Path, labels: list[Label]) -> None:
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
