@@ -36,8 +36,7 @@ Contract
   random and clips differ from run to run). MBROLA voices are never used
   (their licence is non-commercial).
 
-Command line (``python -m kws_train.synth``; ``python -m train.synth`` until the package is
-renamed)::
+Command line (``python -m kws_train.synth``; the package lives in the folder ``train/``)::
 
     python -m kws_train.synth --words negatives --out runs/synth --seed 0 --per-word 12
     python -m kws_train.synth --words on,off --out runs/onoff --seed 1 --engines pico,piper
