@@ -85,7 +85,11 @@ class Lines:
 
 @pytest.mark.slow
 def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundle, spoken, tmp_path):
-    _, labels, wav = spoken  # voices the tiny model never heard
+    # The first four words (voices the tiny model never heard): played in real time, so short.
+    audio, labels, _ = spoken
+    labels = labels[:4]
+    wav = tmp_path / "four_words.wav"
+    sf.write(wav, audio[:round((labels[-1][2] + 1.5) * RATE)], RATE, subtype="PCM_16")
     words = [word for word, _, _ in labels]
     config = tiny_bundle.parent / "tiny.yaml"  # what it was trained with: the tiny words
     exec_log = tmp_path / "exec.log"
@@ -111,7 +115,7 @@ def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundl
     # Stream time 0 is when listening started, just before the file started playing.
     for d, (word, start, end) in zip(detections, labels):
         assert start < d["time"] < end + 1.0, (d, word, start, end)
-    assert re.fullmatch(r"kws: stopped after \d+\.\d s: 8 detections, 0 samples lost", err[-1])
+    assert re.fullmatch(r"kws: stopped after \d+\.\d s: 4 detections, 0 samples lost", err[-1])
     assert exec_log.read_text().split() == words
 
 
