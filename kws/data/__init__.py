@@ -1,1 +1,2 @@
-"""Datasets on disk: Speech Commands and folders of negative audio (no TensorFlow)."""
+"""Datasets on disk (no TensorFlow): Speech Commands listing and decoding (``speech_commands``),
+folders of negative audio (``negatives``), background noise and silence clips (``noise``)."""
