@@ -10,9 +10,7 @@ still counts for the posterior's refractory time and re-arming, exactly as measu
 ``kws_train.verifier_eval``.
 
     detector = Detector.from_bundle(bundle, config, input_rate=rate)
-    verifier = Verifier.load(bundle.path)          # None: optional models not installed
-    if verifier is not None:
-        detector = VerifiedDetector(detector, verifier, threshold=0.5)
+    detector = maybe_verified(detector, bundle.path, threshold=0.5)  # unchanged without it
 """
 
 from __future__ import annotations
@@ -94,8 +92,17 @@ class VerifiedDetector:
         self.rejected: list[tuple[Detection, float]] = []
         self.verify_seconds: list[float] = []
 
+    _OWN = {"detector", "verifier", "threshold", "delay", "history", "pending", "rejected", "verify_seconds"}
+
     def __getattr__(self, name):
         return getattr(self.detector, name)
+
+    def __setattr__(self, name, value):
+        # ``on_hop``, ``timings`` and the like belong to the wrapped detector.
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.detector, name, value)
 
     def _verify(self, candidate: Detection) -> Detection | None:
         end = round((candidate.time + self.delay) * SAMPLE_RATE)
@@ -118,3 +125,11 @@ class VerifiedDetector:
         """Verify the candidates still waiting for audio (end of a file)."""
         ready, self.pending = self.pending, []
         return [d for d in map(self._verify, ready) if d is not None]
+
+
+def maybe_verified(detector: Detector, bundle_dir, threshold: float, delay: float = 0.0,
+                   num_threads: int = 1) -> Detector | VerifiedDetector:
+    """``detector`` behind the bundle's verifier, or ``detector`` itself when the bundle has no
+    ``verifier.npz`` or the optional embedding models are not installed."""
+    verifier = Verifier.load(bundle_dir, num_threads)
+    return detector if verifier is None else VerifiedDetector(detector, verifier, threshold, delay)

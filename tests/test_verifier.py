@@ -143,10 +143,20 @@ def test_verified_detector_filters_candidates_whatever_the_chunking(delay):
     for size in (37, 1000, rate):  # the source holds 2 s
         fake = FakeVerifier()
         two = VerifiedDetector(tone_detector(), fake, threshold=0.5, delay=delay)
+        hops = []
+        two.on_hop = lambda t, smoothed: hops.append(t)  # reaches the wrapped detector
         found = list(replay(two, chunks(audio, size))) + two.flush()
         assert all(n == 24000 for n, _ in fake.seen) and len(fake.seen) == 2
+        assert two.detector.on_hop is not None and len(hops) > 300
         results.append([(round(d.time, 4), d.word) for d in found])
     assert results[0] == results[1] == results[2]
     expected = [(round(d.time + delay, 4), d.word) for d in alone]
     # With no delay both tones are loud at detection; 0.3 s later only the long one still is.
     assert results[0] == (expected if delay == 0 else expected[:1])
+
+
+def test_maybe_verified_leaves_the_detector_alone_without_a_verifier(tmp_path):
+    from kws.twostage import maybe_verified
+
+    detector = tone_detector()
+    assert maybe_verified(detector, tmp_path, 0.5) is detector
