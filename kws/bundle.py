@@ -5,7 +5,8 @@ Layout::
     metadata.json       labels, sample rate, clip length, feature parameters, thresholds,
                         training data summary and metrics
     frontend.npz        the mel filterbank the model was trained with (``basis``)
-    model.tflite        float LiteRT model: (1, frames, dim) features -> (1, classes) posteriors
+    model.tflite        float LiteRT model: (1, frames, dim) features -> (1, classes) posteriors,
+                        or logits where metadata says ``"outputs": "logits"`` (softmax at run time)
     model_int8.tflite   int8-quantised variant (optional)
     model.keras         the Keras model, for further training (optional)
 
@@ -72,7 +73,8 @@ class Bundle:
     def classifier(self, num_threads: int = 1, int8: bool = False):
         from kws.inference import Classifier
 
-        return Classifier(self.model_file(int8), num_threads=num_threads)
+        return Classifier(self.model_file(int8), num_threads=num_threads,
+                          softmax=self.metadata.get("outputs") == "logits")
 
 
 def load_bundle(path: str | Path, config: Config | None = None) -> Bundle:

@@ -151,6 +151,7 @@ class TrainConfig(_Section):
     patience: int = Field(ge=1)
     seed: int
     init: str | None = None         # a bundle whose Keras model training starts from (fine-tuning)
+    keep: Literal["best", "last"] = "best"  # weights kept: best validation epoch, or the last
     silence_fraction: float = Unit
     unknown_fraction: float = Unit
     augment: AugmentConfig

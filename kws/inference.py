@@ -13,10 +13,14 @@ class Classifier:
     """A LiteRT model mapping a ``(frames, dim)`` feature window to class posteriors.
 
     Quantised inputs/outputs (int8 models exported with integer I/O) are handled with the
-    tensors' own scale and zero point, so callers always see float32.
+    tensors' own scale and zero point, so callers always see float32. A model that outputs
+    logits (``softmax=True``; bundles say ``"outputs": "logits"``) gets its softmax here, in
+    float: an int8 softmax output moves in steps of 1/256 and saturates near 0.996, so
+    thresholds close to 1 could not be told apart.
     """
 
-    def __init__(self, model_path: str | Path, num_threads: int = 1):
+    def __init__(self, model_path: str | Path, num_threads: int = 1, softmax: bool = False):
+        self.softmax = softmax
         from ai_edge_litert.interpreter import Interpreter
 
         try:
@@ -33,7 +37,11 @@ class Classifier:
         """Posteriors ``(num_classes,)`` for one window of shape ``input_shape``."""
         self._interpreter.set_tensor(self._input["index"], _to_tensor(window[None], self._input))
         self._interpreter.invoke()
-        return _from_tensor(self._interpreter.get_tensor(self._output["index"])[0], self._output)
+        out = _from_tensor(self._interpreter.get_tensor(self._output["index"])[0], self._output)
+        if self.softmax:
+            out = np.exp(out - out.max(), dtype=np.float32)
+            out /= out.sum()
+        return out
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """Posteriors ``(n, num_classes)`` for a batch of windows (run one at a time)."""

@@ -19,15 +19,24 @@ import keras
 from kws.bundle import load_bundle
 from kws.config import load_config, with_overrides
 from kws.errors import KwsError
+from kws_train.export import logits_model
 from kws_train.main import finish, prepare
 
 
 def average(models: list[keras.Model]) -> keras.Model:
-    """One model whose output is the mean of the members' posteriors."""
+    """One model whose posteriors are the normalised geometric mean of the members'.
+
+    Averaged in the log domain (mean of log-softmax, then softmax), so the exported model can
+    end at the averaged logits like any other (``kws_train.export.logits_model``).
+    """
     inputs = keras.Input(shape=models[0].input_shape[1:], name="features")
     # Fresh names: members trained alike share one, and a model's layer names must be unique.
-    members = [keras.Model(m.inputs, m.outputs[0], name=f"member{i}") for i, m in enumerate(models)]
-    return keras.Model(inputs, keras.layers.Average()([m(inputs) for m in members]), name="ensemble")
+    members = [keras.Model(m.inputs, logits_model(m).outputs[0], name=f"member{i}")
+               for i, m in enumerate(models)]
+    logs = [keras.layers.Activation("log_softmax")(m(inputs)) for m in members]
+    mean = keras.layers.Average()(logs)
+    return keras.Model(inputs, keras.layers.Activation("softmax", name="posteriors")(mean),
+                       name="ensemble")
 
 
 def main(argv: list[str] | None = None) -> None:

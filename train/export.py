@@ -29,8 +29,26 @@ from kws.inference import Classifier
 FLOAT_TOLERANCE = 1e-3
 
 
+def logits_model(model: keras.Model) -> keras.Model:
+    """The twin of ``model`` without its final softmax (the layer named ``posteriors``).
+
+    Exported models output logits and the runtime applies the softmax in float
+    (``kws.inference.Classifier``): in an int8 model the softmax output is quantised in steps
+    of 1/256, and scores near 1, where thresholds that keep speech quiet live, saturate.
+    """
+    head = model.get_layer("posteriors")
+    if isinstance(head, keras.layers.Dense):
+        twin = keras.layers.Dense(head.units, name="logits")
+        outputs = twin(head.input)
+        twin.set_weights(head.get_weights())
+    else:  # an Activation("softmax"), as ``kws_train.ensemble`` ends
+        outputs = head.input
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_logits")
+
+
 def to_tflite(model: keras.Model, representative: np.ndarray | None = None) -> bytes | None:
-    """Convert to a LiteRT flatbuffer taking one ``(1, frames, dim)`` window.
+    """Convert to a LiteRT flatbuffer taking one ``(1, frames, dim)`` window, giving logits
+    (``logits_model``).
 
     With ``representative`` features the weights and activations are quantised to int8
     (inputs and outputs stay float, so the runtime feeds raw features either way). That
@@ -38,6 +56,7 @@ def to_tflite(model: keras.Model, representative: np.ndarray | None = None) -> b
     failure there returns ``None`` instead of losing the run.
     """
     spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="features")
+    model = logits_model(model)
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "saved"
         archive = keras.export.ExportArchive()
@@ -64,7 +83,8 @@ def convert(saved: Path, representative: np.ndarray | None = None) -> bytes:
 
 
 def litert_posteriors(path: Path, windows: np.ndarray) -> np.ndarray:
-    return Classifier(path).predict(windows)
+    """Posteriors of an exported (logits) model, as the runtime computes them."""
+    return Classifier(path, softmax=True).predict(windows)
 
 
 def check_against_keras(model: keras.Model, path: Path, windows: np.ndarray,
@@ -102,7 +122,7 @@ def write_bundle(out: str | Path, model: keras.Model, litert: dict[str, Path], f
         model.save(staging / "model.keras")
         for report in reports:
             shutil.copyfile(report, staging / report.name)
-        write_metadata(staging, labels=labels, sample_rate=frontend.sample_rate,
+        write_metadata(staging, labels=labels, sample_rate=frontend.sample_rate, outputs="logits",
                        clip_seconds=clip_seconds, features=frontend.params, basis=frontend.basis,
                        thresholds=thresholds, **metadata)
     return Path(out)

@@ -152,14 +152,15 @@ class Validate(keras.callbacks.Callback):
 
 def fit(model: keras.Model, data: tf.data.Dataset, steps: int, epochs: int, workdir: Workdir,
         val_x: np.ndarray, val_y: np.ndarray, labels: list[str], patience: int,
-        state: dict) -> dict:
-    """Train from ``state['epoch']`` to ``epochs``; leave the best weights in ``model``."""
+        state: dict, keep: str = "best") -> dict:
+    """Train from ``state['epoch']`` to ``epochs``; leave the best (or last) weights in ``model``."""
     if state["epoch"] < epochs and not state["stopped"]:
         callbacks = [Progress(steps, epochs),
                      Validate(workdir, val_x, val_y, labels, patience, state), *_tensorboard(workdir.logs)]
         model.fit(data, epochs=epochs, initial_epoch=state["epoch"], steps_per_epoch=steps,
                   callbacks=callbacks, verbose=0)
-    model.load_weights(workdir.best)
+    if keep == "best":  # else the model holds the last epoch's weights already
+        model.load_weights(workdir.best)
     return state
 
 

@@ -171,7 +171,7 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
             compile_model(model, tc.learning_rate, tc.warmup_epochs * steps, tc.epochs * steps)
     print(f"{tc.arch}: {model.count_params():,} parameters, {steps} steps per epoch", flush=True)
     state = fit(model, batches, steps, tc.epochs, work, prep.val_x, prep.val.targets, labels,
-                tc.patience, state)
+                tc.patience, state, tc.keep)
     training = {"arch": tc.arch, "parameters": model.count_params(), "epochs_run": state["epoch"],
                 "best_epoch": state["best_epoch"],
                 # Epoch times, summed: a resumed run counts its earlier sessions too.

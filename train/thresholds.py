@@ -25,7 +25,10 @@ from kws.config import Config, load_config, with_overrides
 from kws.eval.scoring import Recording, record_stream, rescore, sweep
 from kws.eval.testaudio import labels_path, read_labels
 
-LEVELS = np.round(np.concatenate([np.arange(0.5, 0.95, 0.01), np.arange(0.95, 0.999, 0.002)]), 3)
+# Finer near 1: exported models give float posteriors (no int8 saturation), and the thresholds
+# that keep running speech quiet live there.
+LEVELS = np.round(np.concatenate([np.arange(0.5, 0.95, 0.01), np.arange(0.95, 0.999, 0.002),
+                                  [0.999, 0.9995, 0.9998, 0.9999]]), 4)
 
 
 def choose(recordings: list[Recording], bundle: Bundle, config: Config) -> tuple[dict, dict]:

@@ -20,8 +20,10 @@ from kws.errors import KwsError
 
 HELP = "score detections on labelled streams (hits, false alarms/hour, latency, DET curves)"
 # Denser at the top, where a good model trades its last false alarms for misses.
-LEVELS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999]
-WORD_LEVELS = [round(0.3 + 0.01 * i, 2) for i in range(66)] + [0.97, 0.98, 0.99, 0.995, 0.999]
+LEVELS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999,
+          0.9995, 0.9999]
+WORD_LEVELS = [round(0.3 + 0.01 * i, 2) for i in range(66)] + [0.97, 0.98, 0.99, 0.995, 0.999,
+                                                               0.9995, 0.9998, 0.9999]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
