@@ -38,6 +38,8 @@ COMMANDS = {
     "bench": "kws.commands.bench",
     "train": "kws.commands.train",
     "eval": "kws.commands.eval",
+    "enroll": "kws.commands.enroll",
+    "record": "kws.commands.record",
 }
 
 
