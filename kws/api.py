@@ -1,0 +1,305 @@
+"""The Python API: a keyword spotter to embed in an application.
+
+::
+
+    import kws
+
+    spotter = kws.Spotter()                  # the shipped model, config.yaml's defaults
+    for d in spotter.process(samples):       # float32 or int16 mono at spotter.sample_rate
+        print(d.time, d.word, d.score)
+    spotter.scores                           # latest smoothed score per word
+    for d in spotter.listen():               # the microphone, as `kws listen`
+        ...
+
+``Spotter`` is a thin owner of one ``kws.detector.Detector`` (``Detector.from_bundle``): the
+very stages ``kws listen`` and ``kws replay`` run, so the API detects exactly what the command
+line does. ``process`` pushes samples through the producer side (``write``) in pieces the
+ring buffer holds and drains them (``process``); detections do not depend on how the audio
+is cut into calls.
+
+Near misses: a word whose smoothed score rose to ``near_miss`` times its threshold or more
+and fell back without reaching its threshold is a ``NearMiss`` (its peak score and when it
+peaked), kept in ``spotter.near_misses`` and passed to ``on_near_miss``: a user whose word is
+missed sees how close it came, and which threshold to lower.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time as _time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from kws.audio.ring import RingBuffer
+from kws.bundle import load_bundle
+from kws.config import Config, load_config, with_overrides
+from kws.detector import Detection, Detector
+from kws.errors import KwsError
+from kws.resources import find_model
+from kws.units import block_samples
+
+LEVEL_FLOOR_DB = -90.0  # the input level reported for digital silence
+POLL_SECONDS = 0.1  # listen: how often the microphone's samples are processed (as kws.live)
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    time: float  # stream seconds at which the score peaked
+    word: str
+    score: float  # the peak smoothed score, below ``threshold``
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Update:
+    """What happened in one step of a stream (one ``feed`` call, one poll of the microphone)."""
+
+    time: float  # stream seconds consumed so far
+    level_db: float  # RMS level of this step's input, dBFS (LEVEL_FLOOR_DB for silence)
+    scores: dict[str, float]  # latest smoothed score per word
+    thresholds: dict[str, float]
+    detections: list[Detection]
+    near_misses: list[NearMiss]
+
+
+class NearMisses:
+    """Per word, a score that rose to ``ratio * threshold`` and fell back without reaching the
+    threshold: one ``NearMiss`` (at its peak) when it falls below ``ratio * threshold`` again.
+
+    Pure, like ``kws.posterior``: fed the smoothed scores of each hop with stream time.
+    """
+
+    def __init__(self, labels: list[str], thresholds: dict[str, float], ratio: float = 0.5):
+        self.words = list(thresholds)
+        self._index = np.array([labels.index(w) for w in self.words], dtype=int)
+        self._threshold = np.array([thresholds[w] for w in self.words], dtype=np.float64)
+        self._floor = ratio * self._threshold
+        self._peak = np.full(len(self.words), -np.inf)
+        self._peak_time = np.zeros(len(self.words))
+
+    def update(self, time: float, smoothed: np.ndarray) -> list[NearMiss]:
+        scores = np.asarray(smoothed, dtype=np.float64)[self._index]
+        active = self._peak > -np.inf
+        rising = scores >= self._floor
+        higher = rising & (scores > self._peak)
+        self._peak = np.where(higher, scores, self._peak)
+        self._peak_time = np.where(higher, time, self._peak_time)
+        ended = active & ~rising
+        found = [NearMiss(float(self._peak_time[i]), self.words[i], float(self._peak[i]),
+                          float(self._threshold[i]))
+                 for i in np.flatnonzero(ended & (self._peak < self._threshold))]
+        self._peak[ended] = -np.inf
+        return found
+
+
+class Spotter:
+    """A streaming keyword spotter: samples in, ``Detection``s out.
+
+    ``model``: a bundle directory (default: ``detector.model`` of the config, the shipped
+    model). ``config``: a YAML file laid over ``config.yaml``, or a ``Config``. ``thresholds``:
+    per word (``{"up": 0.9}``, laid over the config's and the bundle's) or one number for every
+    word. ``sample_rate``: the rate of the samples you will pass (default: the model's;
+    others are resampled). ``near_miss``: the fraction of a word's threshold its score must
+    reach to count as a near miss; ``on_near_miss`` is called with each.
+    """
+
+    def __init__(self, model: str | Path | None = None, config: str | Path | Config | None = None,
+                 thresholds: dict[str, float] | float | None = None, sample_rate: int | None = None,
+                 near_miss: float = 0.5, on_near_miss: Callable[[NearMiss], object] | None = None):
+        config = config if isinstance(config, Config) else load_config(config)
+        if model is not None:
+            config = with_overrides(config, {"detector.model": str(Path(model).expanduser().resolve())})
+        self.bundle = load_bundle(find_model(config.model_path), config)
+        self.config = with_overrides(config, {"posterior.thresholds": self._thresholds(config, thresholds)})
+        self.model_rate = self.config.audio.sample_rate
+        self.sample_rate = sample_rate or self.model_rate
+        self.near_miss = near_miss
+        self.on_near_miss = on_near_miss
+        self.near_misses: collections.deque[NearMiss] = collections.deque(maxlen=100)
+        self._new_near_misses: list[NearMiss] = []
+        self._use(self.sample_rate)
+
+    def _thresholds(self, config: Config, given: dict[str, float] | float | None) -> dict[str, float]:
+        mine = dict(config.posterior.thresholds)
+        if given is None:
+            return mine
+        words = self.bundle.words
+        if isinstance(given, (int, float)):
+            return {w: float(given) for w in words}
+        unknown = sorted(set(given) - set(words))
+        if unknown:
+            raise KwsError(f"thresholds: {', '.join(unknown)} not among the model's words "
+                           f"({', '.join(words)})")
+        return {**mine, **{w: float(t) for w, t in given.items()}}
+
+    def _use(self, input_rate: int) -> None:
+        """A fresh detector for audio at ``input_rate``: the stream starts again at time 0."""
+        self.detector = Detector.from_bundle(self.bundle, self.config, input_rate=input_rate)
+        self._tracker = NearMisses(self.detector.posterior.labels, self.detector.thresholds, self.near_miss)
+        self.detector.on_hop = self._hop
+        self._samples = 0
+        self._chunk = max(1, self.detector.source.ring.capacity // 2)
+
+    def _hop(self, time: float, smoothed: np.ndarray) -> None:
+        for miss in self._tracker.update(time, smoothed):
+            self.near_misses.append(miss)
+            self._new_near_misses.append(miss)
+            if self.on_near_miss is not None:
+                self.on_near_miss(miss)
+
+    # -- what the spotter knows ------------------------------------------------------------
+
+    @property
+    def words(self) -> list[str]:
+        return list(self.detector.thresholds)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Each word's threshold (config per word, else the bundle's, else posterior.threshold)."""
+        return self.detector.thresholds
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """The latest smoothed score of each word (0 before the first full second)."""
+        smoothed = self.detector.posterior.smoothed
+        labels = self.detector.posterior.labels
+        return {w: float(smoothed[labels.index(w)]) for w in self.words}
+
+    @property
+    def time(self) -> float:
+        """Stream seconds consumed since the start (or the last ``reset``)."""
+        return self._samples / self.detector.input_rate
+
+    def reset(self) -> None:
+        """Forget the stream: the next sample is time 0 (e.g. between unrelated recordings)."""
+        self._use(self.detector.input_rate)
+
+    # -- audio in --------------------------------------------------------------------------
+
+    def process(self, samples: np.ndarray) -> list[Detection]:
+        """Push mono samples (float32 in [-1, 1], or int16) at ``sample_rate``, any length;
+        return the detections they complete, in order."""
+        return self.feed(samples).detections
+
+    def feed(self, samples: np.ndarray) -> Update:
+        """``process``, returning everything the step showed (level, scores, near misses)."""
+        samples = as_float32(samples)
+        found: list[Detection] = []
+        for start in range(0, len(samples), self._chunk):
+            self.detector.write(samples[start:start + self._chunk])
+            found += self.detector.process()
+        self._samples += len(samples)
+        return self._update(found, level_db(samples))
+
+    def _update(self, detections: list[Detection], level: float) -> Update:
+        misses, self._new_near_misses = self._new_near_misses, []
+        return Update(self.time, level, self.scores, self.thresholds, detections, misses)
+
+    def replay(self, blocks: Iterable[np.ndarray], rate: int | None = None, realtime: bool = False,
+               every: float = 0.1) -> Iterator[Update]:
+        """Audio blocks (a file, as ``kws.audio.files.read_blocks`` gives it) at ``rate``:
+        one ``Update`` per ``every`` seconds of audio; with ``realtime``, at the pace a sound
+        card would deliver them. Starts a new stream (time 0)."""
+        self._use(rate or self.sample_rate)
+        rate = self.detector.input_rate
+        started = _time.monotonic()
+        pending: list[np.ndarray] = []
+        waiting = 0
+        for block in blocks:
+            pending.append(as_float32(block))
+            waiting += len(block)
+            if waiting >= every * rate:
+                if realtime:
+                    _time.sleep(max(0.0, started + (self._samples + waiting) / rate - _time.monotonic()))
+                yield self.feed(np.concatenate(pending))
+                pending, waiting = [], 0
+        if pending:
+            yield self.feed(np.concatenate(pending))
+
+    def listen(self, device: int | str | None = None, duration: float | None = None) -> Iterator[Detection]:
+        """Detections from the microphone as they come, as ``kws listen`` (``device``: index or
+        part of a name, default ``audio.device`` of the config, else the system's). Stops after
+        ``duration`` seconds, or when the loop that iterates stops (``break``, Ctrl-C)."""
+        for update in self.listen_updates(device, duration):
+            yield from update.detections
+
+    def listen_updates(self, device: int | str | None = None,
+                       duration: float | None = None) -> Iterator[Update]:
+        """``listen``, one ``Update`` per poll of the microphone (about ten a second)."""
+        from kws.audio.microphone import Microphone, capture_rate, find_input_device
+
+        found = find_input_device(device if device is not None else self.config.audio.device)
+        rate = capture_rate(found, self.model_rate)
+        self._use(rate)
+        level = RingBuffer(rate)  # tee for the level: the audio callback still only copies
+
+        detector = self.detector
+
+        def write(block: np.ndarray) -> None:
+            detector.write(block)
+            level.write(block)
+
+        microphone = Microphone(found, rate, block_samples(self.config.audio.block_ms, rate), write)
+        self.device = found
+        yield from _poll(self, microphone, level, duration)
+
+    @property
+    def lost_samples(self) -> int:
+        """Samples dropped since the stream started because processing fell behind (listen)."""
+        return self.detector.lost_samples
+
+
+def _poll(spotter: Spotter, microphone, level: RingBuffer, duration: float | None) -> Iterator[Update]:
+    """The microphone loop of ``kws.live.listen`` without its output: wait, drain, report.
+
+    (To move into ``kws.live`` as the loop ``listen`` itself iterates: see docs/architecture.md.)
+    """
+    from kws.audio.microphone import MicrophoneError
+    from kws.live import LossWatch
+
+    detector = spotter.detector
+    losses = LossWatch(detector, microphone)
+    scratch = np.zeros(level.capacity, dtype=np.float32)
+    with microphone:
+        started = _time.monotonic()
+        while True:
+            detector.wait(POLL_SECONDS)
+            found = detector.process()
+            n = level.read_into(scratch)
+            spotter._samples += n
+            if microphone.device_lost:
+                raise MicrophoneError(f"input device {microphone.device} stopped delivering audio "
+                                      "(unplugged, or the audio server went away)")
+            losses.check()
+            yield spotter._update(found, level_db(scratch[:n]))
+            if duration is not None and _time.monotonic() - started >= duration:
+                break
+    found = detector.process()  # the stream is closed: what is in the ring is the last audio
+    if found:
+        yield spotter._update(found, LEVEL_FLOOR_DB)
+
+
+def as_float32(samples: np.ndarray) -> np.ndarray:
+    """Mono samples as float32 in [-1, 1]: int16 is scaled by 1/32768; float passes as is."""
+    samples = np.asarray(samples)
+    if samples.ndim == 2 and 1 in samples.shape:
+        samples = samples.reshape(-1)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono samples (1-D), got shape {samples.shape}")
+    if samples.dtype == np.int16:
+        return samples.astype(np.float32) / 32768.0
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise ValueError(f"expected float32 or int16 samples, got {samples.dtype}")
+    return samples.astype(np.float32, copy=False)
+
+
+def level_db(samples: np.ndarray) -> float:
+    """RMS level in dBFS (``LEVEL_FLOOR_DB`` for no samples or digital silence)."""
+    if not len(samples):
+        return LEVEL_FLOOR_DB
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return max(LEVEL_FLOOR_DB, 20 * math.log10(max(rms, 1e-10)))
