@@ -18,9 +18,14 @@ Bundles are written atomically with ``bundle_writer``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import math
+import os
 import shutil
+import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -66,15 +71,80 @@ class Bundle:
 
     def frontend(self) -> FrontEnd:
         """The feature front end, with the exact mel filterbank used in training."""
-        with np.load(self.path / "frontend.npz") as data:
-            basis = data["basis"]
-        return FrontEnd(self.feature_config, self.sample_rate, basis)
+        path = self.path / "frontend.npz"
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "basis" not in data.files:
+                    raise BundleError(f"{path}: no mel filterbank ('basis') in it")
+                basis = data["basis"]
+        except BundleError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as err:
+            raise BundleError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
+        if not isinstance(basis, np.ndarray) or basis.dtype.kind not in "fiu" or basis.ndim != 2:
+            raise BundleError(f"{path}: the mel filterbank must be a 2-D array of numbers, got "
+                              f"{getattr(basis, 'dtype', type(basis))} of shape "
+                              f"{getattr(basis, 'shape', '?')}")
+        if not np.isfinite(basis).all():
+            raise BundleError(f"{path}: the mel filterbank holds NaN or infinite values")
+        try:
+            return FrontEnd(self.feature_config, self.sample_rate, basis.astype(np.float32))
+        except ValueError as err:
+            raise BundleError(f"{path}: {err}") from None
 
     def classifier(self, num_threads: int = 1, int8: bool = False):
+        """The LiteRT classifier, checked to output probabilities (see ``check_posteriors``).
+
+        LiteRT's own start-up line ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+        goes to the C stderr; it is kept out of kws's output."""
         from kws.inference import Classifier
 
-        return Classifier(self.model_file(int8), num_threads=num_threads,
-                          softmax=self.metadata.get("outputs") == "logits")
+        model = self.model_file(int8)
+        with quiet_c_stderr():
+            classifier = Classifier(model, num_threads=num_threads,
+                                    softmax=self.metadata.get("outputs") == "logits")
+            frames = classifier.input_shape
+            probe = np.zeros(frames, np.float32)
+            try:
+                probs = classifier(probe)
+            except (ValueError, RuntimeError) as err:
+                raise BundleError(f"{model}: the model does not run ({err})") from None
+        check_posteriors(probs, model)
+        return classifier
+
+
+def check_posteriors(probs: np.ndarray, where) -> None:
+    """Raise ``BundleError`` unless ``probs`` are class probabilities: finite, in [0, 1],
+    summing to 1. A model that outputs logits or NaN would otherwise print words with scores
+    such as 188.3, or never fire, without a word said."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if not np.isfinite(probs).all():
+        raise BundleError(f"{where}: the model outputs NaN or infinite scores")
+    low, high, total = probs.min(), probs.max(), probs.sum()
+    if low < -1e-3 or high > 1 + 1e-3 or abs(total - 1) > 0.02:
+        raise BundleError(f"{where}: the model's outputs are not probabilities (range "
+                          f"{low:.4g} to {high:.4g}, sum {total:.4g}); if it outputs logits, "
+                          'its metadata.json must say "outputs": "logits"')
+
+
+@contextlib.contextmanager
+def quiet_c_stderr() -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to /dev/null meanwhile (Python's own
+    ``sys.stderr`` is untouched when it is not fd 2; errors still arrive as exceptions)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def load_bundle(path: str | Path, config: Config | None = None) -> Bundle:
@@ -85,21 +155,63 @@ def load_bundle(path: str | Path, config: Config | None = None) -> Bundle:
         raise BundleError(f"{path}: not a model bundle (no metadata.json); train one with "
                           "`kws train` or pass --model DIR")
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise BundleError(f"{path}: bundle format {meta.get('format')!r}, this kws reads {FORMAT}")
-        bundle = Bundle(path=path, labels=list(meta["labels"]), sample_rate=int(meta["sample_rate"]),
-                        clip_seconds=float(meta["clip_seconds"]),
-                        feature_config=FeatureConfig.model_validate(meta["features"]),
-                        thresholds={k: float(v) for k, v in meta.get("thresholds", {}).items()},
-                        metadata=meta)
-    except (ValueError, KeyError, TypeError) as err:
+        meta = json.loads(meta_path.read_bytes())
+    except (ValueError, OSError) as err:
         raise BundleError(f"{meta_path}: malformed metadata ({type(err).__name__}: {err})") from None
+    bundle = _parse_metadata(path, meta_path, meta)
     if not (path / "frontend.npz").is_file():
         raise BundleError(f"{path}: bundle has no frontend.npz")
+    bundle.frontend()  # a broken filterbank is an error now, not in the middle of a run
     if config is not None:
         check_compatible(bundle, config)
     return bundle
+
+
+def _parse_metadata(path: Path, meta_path: Path, meta) -> Bundle:
+    """The ``Bundle`` that ``meta`` describes; ``BundleError`` naming the first bad field."""
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{meta_path}: malformed metadata ({what})")
+
+    if not isinstance(meta, dict):
+        raise bad(f"a JSON object is expected, got {type(meta).__name__ if meta is not None else 'null'}")
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{path}: bundle format {meta.get('format')!r}, this kws reads {FORMAT}")
+    for key in ("labels", "sample_rate", "clip_seconds", "features"):
+        if key not in meta:
+            raise bad(f"no {key!r}")
+    labels = meta["labels"]
+    if not isinstance(labels, list) or len(labels) < 2 or \
+            not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
+        raise bad("'labels' must be a list of at least two distinct names")
+    rate, clip = meta["sample_rate"], meta["clip_seconds"]
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
+        raise bad(f"'sample_rate' must be a positive integer, got {rate!r}")
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0 < clip < math.inf:
+        raise bad(f"'clip_seconds' must be a positive number, got {clip!r}")
+    if not isinstance(meta["features"], dict):
+        raise bad("'features' must be an object")
+    try:
+        features = FeatureConfig.model_validate(meta["features"])
+    except ValueError as err:
+        first = err.errors()[0] if hasattr(err, "errors") else {"loc": (), "msg": str(err)}
+        key = ".".join(str(p) for p in first["loc"])
+        raise bad(f"features.{key}: {first['msg']}") from None
+    thresholds = meta.get("thresholds", {})
+    if thresholds is None:
+        thresholds = {}
+    if not isinstance(thresholds, dict):
+        raise bad(f"'thresholds' must be an object of word: threshold, got {type(thresholds).__name__}")
+    checked = {}
+    for word, value in thresholds.items():
+        if word not in labels or word in NON_WORDS:
+            raise bad(f"thresholds: {word!r} is not one of the model's words")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise bad(f"thresholds.{word} must be a number between 0 and 1, got {value!r}")
+        checked[word] = float(value)
+    if meta.get("outputs", "probabilities") not in ("probabilities", "logits"):
+        raise bad(f"'outputs' must be \"probabilities\" or \"logits\", got {meta['outputs']!r}")
+    return Bundle(path=path, labels=list(labels), sample_rate=rate, clip_seconds=float(clip),
+                  feature_config=features, thresholds=checked, metadata=meta)
 
 
 def check_compatible(bundle: Bundle, config: Config) -> None:
@@ -118,26 +230,115 @@ def check_compatible(bundle: Bundle, config: Config) -> None:
                               f"but the config says {value}")
 
 
-@contextlib.contextmanager
-def bundle_writer(out: str | Path) -> Iterator[Path]:
-    """Yield an empty staging directory; on success it replaces ``out`` in one rename.
+STAGING = ".kws-staging"  # name part of a bundle being written: .<name>.kws-staging-<pid>-<random>
 
-    If the body raises (or the process dies), ``out`` is untouched: a crash never leaves a
-    half-written bundle where a reader would find it.
+
+def is_bundle(path: str | Path) -> bool:
+    """Whether ``path`` is a directory kws wrote as a bundle (its metadata.json says so)."""
+    meta = Path(path) / "metadata.json"
+    try:
+        return Path(path).is_dir() and json.loads(meta.read_bytes()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_bundle_target(out: str | Path) -> Path:
+    """Raise ``BundleError`` unless a bundle can be written at ``out``, before any long work.
+
+    ``out`` may be missing, an empty directory, or a bundle kws wrote (replaced atomically);
+    anything else (a file, a directory holding other things) is never moved or deleted. Its
+    parent must exist or be creatable, and be writable.
     """
     out = Path(out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BundleError(f"{out}: exists and is not a directory; refusing to replace it "
+                          "(choose another --out)")
+    if out.is_dir() and any(out.iterdir()) and not is_bundle(out):
+        raise BundleError(f"{out}: exists and is not a kws model bundle; refusing to replace "
+                          "what it holds (choose another --out, or empty it)")
+    parent = out.parent
+    existing = parent
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BundleError(f"{out}: cannot create it: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BundleError(f"{out}: cannot write there ({existing} is not writable)")
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove what a killed writer of ``out`` left behind (its process is gone)."""
+    for item in out.parent.glob(f".{out.name}{STAGING}-*"):
+        pid = item.name[len(f".{out.name}{STAGING}-"):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)) and item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
+    the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return done == 0
+
+
+@contextlib.contextmanager
+def bundle_writer(out: str | Path) -> Iterator[Path]:
+    """Yield an empty staging directory; on success it replaces ``out`` atomically.
+
+    ``out`` must be missing, an empty directory or a bundle kws wrote (``check_bundle_target``):
+    nothing else is ever moved or deleted. The previous bundle stays in place until the new one
+    is complete, and is swapped out in one step. If the body raises (or the process dies),
+    ``out`` is untouched; staging directories of killed runs are removed by the next write.
+    The bundle directory gets the user's umask (not ``mkdtemp``'s 0700).
+    """
+    out = check_bundle_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    _clean_stale(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}-{os.getpid()}-", dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())
     try:
         yield staging
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
+        check_bundle_target(out)  # still true after the long body?
+        if out.is_dir() and _exchange(staging, out):
+            pass  # staging now holds the previous bundle, removed below
+        elif out.is_dir():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}-{os.getpid()}-old-",
+                                        dir=out.parent))
+            out.rename(old / out.name)
+            staging.rename(out)
             shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-        staging.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

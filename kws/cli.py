@@ -7,6 +7,10 @@ level, so ``kws listen`` starts fast; only ``kws train`` reaches the training pa
 one import inside ``kws.commands.train.run``.
 
 Errors the user can act on (``KwsError``) print one line, ``kws: error: ...``, and exit 2.
+``main`` is the one place that rule lives: *every* exception a command lets out (an unwritable
+output, a library's own error, a bug) ends as one line and exit 2, so a new failure mode cannot
+leak a traceback. ``--debug`` (before the command) or ``KWS_DEBUG=1`` re-raises instead, for bug
+reports.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import errno
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help)
     parser.add_argument("--version", action="version", version=f"kws {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show a full traceback on errors (as KWS_DEBUG=1 does)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
         try:
@@ -115,24 +123,103 @@ def _json_safe(value):
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def debugging(args: argparse.Namespace | None = None) -> bool:
+    """A real traceback instead of one line: ``--debug`` or ``KWS_DEBUG`` set to a non-empty,
+    non-zero value."""
+    return bool(getattr(args, "debug", False)) or os.environ.get("KWS_DEBUG", "") not in ("", "0")
+
+
+def _one_line(text: str) -> str:
+    return str(text).strip().split("\n")[0] or "unknown error"
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's last flush at exit cannot fail again (and
+    print "Exception ignored ...") after the error has been reported."""
     try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _error(message: str) -> int:
+    try:
+        print(f"kws: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):
+        pass  # stderr itself is gone: the exit code is all that is left
+    return 2
+
+
+def _stdout_usable() -> bool:
+    """False when stdout was closed (``kws ... >&-``): prints would vanish without a word."""
+    if sys.stdout is None:
+        return False
+    try:
+        os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+    except Exception:  # a replaced sys.stdout without a descriptor (pytest's capture): fine
+        return True
+    return True
+
+
+def _output_error(err: OSError) -> str | None:
+    """The message for a failed write to stdout (full disk, I/O error), else None."""
+    if err.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF):
+        return f"cannot write output: {err.strerror or err}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``kws`` command; returns the exit status (0, or 2 for any error, 130 on Ctrl-C)."""
+    args = build_parser().parse_args(argv)
+    if debugging(args):
         config: Config = load_config(args.config)
-        return int(args.run(args, config) or 0)
+        code = int(args.run(args, config) or 0)
+        sys.stdout.flush()
+        return code
+    if not _stdout_usable():
+        return _error("standard output is closed; detections and results would be lost "
+                      "(redirect it, e.g. > out.txt)")
+    try:
+        config = load_config(args.config)
+        code = int(args.run(args, config) or 0)
+        sys.stdout.flush()  # a full disk surfaces here, not in the interpreter's exit
+        return code
     except KwsError as err:
-        print(f"kws: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _error(str(err)) if err.exit_code == 2 else _report(err)
     except ModuleNotFoundError as err:
-        if (err.name or "").split(".")[0] not in TRAINING_ONLY:
-            raise
-        print(f"kws: error: `kws {args.command}` needs the training extras ({err.name} is not "
-              "installed): pip install -e '.[train]'", file=sys.stderr)
-        return 2
+        if (err.name or "").split(".")[0] in TRAINING_ONLY:
+            return _error(f"`kws {args.command}` needs the training extras ({err.name} is not "
+                          "installed): pip install -e '.[train]'")
+        return _error(f"{err} (a broken install? reinstall with pip install -e .)")
     except KeyboardInterrupt:
         print("kws: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # Output piped into e.g. `head`: the reader left, not an error worth a traceback.
-        sys.stderr.close()
+        # Output piped into e.g. `head`: the reader left, which is how such a pipe ends, not an
+        # error worth a message (as `yes | head`).
+        _silence_stdout()
         return 0
+    except MemoryError:
+        return _error("out of memory (a configuration value too large? see config.yaml)")
+    except OSError as err:
+        message = _output_error(err)
+        if message is not None:
+            _silence_stdout()
+            return _error(message)
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        return _error(f"{where}{err.strerror or err}")
+    except Exception as err:  # noqa: BLE001 - the one place every failure becomes one line
+        return _error(f"{type(err).__name__}: {err} (a bug: rerun with --debug or KWS_DEBUG=1 "
+                      "for the traceback, and report it)")
+
+
+def _report(err: KwsError) -> int:
+    try:
+        print(f"kws: error: {err}", file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return err.exit_code

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from kws.errors import KwsError
 from kws.units import block_samples, seconds_to_samples
@@ -26,21 +26,33 @@ ARCHITECTURES = ("cnn", "lstm", "bilstm", "dscnn", "tcresnet")
 Pos = Field(gt=0)
 Unit = Field(ge=0, le=1)
 
+# Upper bounds: values past these are typos or units mistaken (seconds for ms), and some would
+# try to allocate terabytes (a ring of 1e9 s, smoothing over 1e12 ms) or crash LiteRT (100,000
+# threads). They are far above any sensible setting.
+MAX_RING_SECONDS = 600.0        # ring buffer between the audio thread and processing
+MAX_SPAN_MS = 600_000.0         # smoothing, refractory time, a block: ten minutes
+MAX_THREADS = 256               # LiteRT threads
+MAX_SAMPLE_RATE = 384_000
+MAX_CLIP_SECONDS = 60.0
+
 
 class ConfigError(KwsError):
     """A configuration value is missing, unknown or out of range."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or NaN anywhere: `hop_ms: .inf` is a mistake, never a setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class AudioConfig(_Section):
-    sample_rate: int = Pos
-    clip_seconds: float = Pos
-    block_ms: float = Pos
-    ring_seconds: float = Pos
+    sample_rate: int = Field(ge=1000, le=MAX_SAMPLE_RATE)
+    clip_seconds: float = Field(gt=0, le=MAX_CLIP_SECONDS)
+    block_ms: float = Field(gt=0, le=MAX_SPAN_MS)
+    ring_seconds: float = Field(gt=0, le=MAX_RING_SECONDS)
     device: int | str | None  # kws listen's input; None: the system default
+    # kws listen warns when no audio at all has arrived for this long (a stalled audio server)
+    stall_seconds: float = Field(default=2.0, gt=0, le=3600)
 
     @property
     def clip_samples(self) -> int:
@@ -53,12 +65,12 @@ class AudioConfig(_Section):
 
 class FeatureConfig(_Section):
     kind: Literal["log_mel", "mfcc"]
-    window_ms: float = Pos
-    stride_ms: float = Pos
-    n_mels: int = Pos
-    n_mfcc: int = Pos
+    window_ms: float = Field(gt=0, le=1000)
+    stride_ms: float = Field(gt=0, le=1000)
+    n_mels: int = Field(gt=0, le=1024)
+    n_mfcc: int = Field(gt=0, le=1024)
     fmin: float = Field(ge=0)
-    fmax: float = Pos
+    fmax: float = Field(gt=0, le=MAX_SAMPLE_RATE)
 
     @model_validator(mode="after")
     def _check(self) -> "FeatureConfig":
@@ -76,21 +88,21 @@ class FeatureConfig(_Section):
 
 class DetectorConfig(_Section):
     model: str
-    hop_ms: float = Pos
-    num_threads: int = Field(ge=1)
+    hop_ms: float = Field(gt=0, le=MAX_SPAN_MS)
+    num_threads: int = Field(ge=1, le=MAX_THREADS)
     int8: bool
 
 
 class PosteriorConfig(_Section):
-    smoothing_ms: float = Field(ge=0)
+    smoothing_ms: float = Field(ge=0, le=MAX_SPAN_MS)
     threshold: float = Unit
     thresholds: dict[str, float] = {}
-    refractory_ms: float = Field(ge=0)
+    refractory_ms: float = Field(ge=0, le=MAX_SPAN_MS)
 
     @model_validator(mode="after")
     def _check(self) -> "PosteriorConfig":
         for word, value in self.thresholds.items():
-            if not 0 <= value <= 1:
+            if not 0 <= value <= 1:  # NaN fails this too
                 raise ValueError(f"thresholds.{word} must be between 0 and 1, got {value}")
         return self
 
@@ -166,6 +178,10 @@ class StreamConfig(_Section):
 
 
 class Config(_Section):
+    # Dotted keys a config file or the command line set (not the packaged defaults): a value the
+    # user chose, such as `words`, must agree with the model; a default need not.
+    _user_keys: frozenset = PrivateAttr(default=frozenset())
+
     audio: AudioConfig
     features: FeatureConfig
     words: list[str] = Field(min_length=1)
@@ -176,11 +192,18 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
-        stride = self.features.stride_ms
-        ratio = self.detector.hop_ms / stride
-        if abs(ratio - round(ratio)) > 1e-9:
-            raise ValueError(f"detector.hop_ms ({self.detector.hop_ms}) must be a multiple of "
-                             f"features.stride_ms ({stride})")
+        stride, hop = self.features.stride_ms, self.detector.hop_ms
+        ratio = hop / stride
+        if round(ratio) < 1 or abs(ratio - round(ratio)) > 1e-9:  # 1e-9 ms is "0 strides"
+            raise ValueError(f"detector.hop_ms ({hop:g}) must be a multiple of "
+                             f"features.stride_ms ({stride:g}), at least one stride")
+        clip_ms = 1000 * self.audio.clip_seconds
+        if hop > clip_ms:
+            raise ValueError(f"detector.hop_ms ({hop:g}) must not exceed the classifier's window "
+                             f"(audio.clip_seconds: {clip_ms:g} ms)")
+        if self.features.window_ms > clip_ms:
+            raise ValueError(f"features.window_ms ({self.features.window_ms:g}) must not exceed "
+                             f"audio.clip_seconds ({clip_ms:g} ms)")
         if len(set(self.words)) != len(self.words):
             raise ValueError("words must not repeat")
         return self
@@ -188,6 +211,10 @@ class Config(_Section):
     @property
     def model_path(self) -> Path:
         return Path(self.detector.model)
+
+    def user_set(self, dotted: str) -> bool:
+        """Whether a config file or the command line set ``dotted`` (e.g. ``"words"``)."""
+        return dotted in self._user_keys
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -204,13 +231,18 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def _read_yaml(path: Path) -> dict:
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text (UTF-8) file: byte {err.object[err.start]:#04x} "
+                          f"at offset {err.start}") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, RecursionError, ValueError) as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from None
@@ -261,11 +293,26 @@ def load_config(path: str | Path | None = None) -> Config:
     """Load the defaults, with the file at ``path`` (if any) laid over them."""
     data = _anchor_paths(_read_yaml(DEFAULT_CONFIG), DEFAULT_CONFIG)
     source = str(DEFAULT_CONFIG)
+    user: set[str] = set()
     if path is not None:
         path = Path(path)
-        data = _merge(data, _anchor_paths(_read_yaml(path), path))
+        over = _anchor_paths(_read_yaml(path), path)
+        data = _merge(data, over)
         source = str(path)
-    return _validate(data, source)
+        user = set(_dotted_keys(over))
+    config = _validate(data, source)
+    config._user_keys = frozenset(user)
+    return config
+
+
+def _dotted_keys(data: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        if isinstance(value, dict) and key != "thresholds":
+            keys += _dotted_keys(value, f"{dotted}.")
+    return keys
 
 
 def with_overrides(config: Config, overrides: dict[str, Any]) -> Config:
@@ -282,4 +329,6 @@ def with_overrides(config: Config, overrides: dict[str, Any]) -> Config:
         for part in parents:
             node = node[part]
         node[leaf] = value
-    return _validate(data, "command line")
+    new = _validate(data, "command line")
+    new._user_keys = config._user_keys | {k for k, v in overrides.items() if v is not None}
+    return new

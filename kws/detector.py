@@ -39,14 +39,18 @@ import numpy as np
 from kws.audio.ring import RingBuffer
 from kws.bundle import Bundle, BundleError, check_compatible
 from kws.config import Config
+from kws.errors import KwsError
 from kws.features import FrontEnd
+from kws.labels import NON_WORDS
 from kws.posterior import Posterior
-from kws.units import frame_end_seconds, ms_to_hops, seconds_to_samples
+from kws.units import frame_end_seconds, ms_to_hops, samples_to_seconds, seconds_to_samples
 
 
 @dataclass(frozen=True)
 class Detection:
-    time: float  # stream seconds at which the detection fired (end of the audio consumed so far)
+    # Stream seconds at which the detection fired: the end of the audio consumed so far, samples
+    # lost on the way (a full ring buffer) included, so it stays true to the wall clock.
+    time: float
     word: str
     score: float
 
@@ -151,12 +155,16 @@ class Detector:
         # Called every hop with (stream seconds, smoothed posteriors, a fresh array each time):
         # eval-stream records them for its threshold table.
         self.on_hop: Callable[[float, np.ndarray], None] | None = None
+        # Samples the ring dropped, and the stream seconds they add to every later time.
+        self._lost_counted = 0
+        self._lost_seconds = 0.0
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, config: Config, input_rate: int | None = None) -> Detector:
         """The stages for ``bundle`` as ``config`` sets them up; audio arrives at ``input_rate``
         (default: the model's rate) and is resampled when that differs."""
         check_compatible(bundle, config)
+        check_words(bundle, config)
         rate = config.audio.sample_rate
         input_rate = input_rate or rate
         source = SampleSource(max(1, seconds_to_samples(config.audio.ring_seconds, input_rate)),
@@ -196,20 +204,28 @@ class Detector:
         return self.source.ring.lost
 
     def process(self) -> list[Detection]:
-        """Consumer side: drain the ring, classify every hop it completes; return new detections."""
+        """Consumer side: drain the ring, classify every hop it completes; return new detections.
+
+        Samples the ring dropped while it was full lie after everything it held then, that is
+        at the end of what this call reads: later detections are that much later in the stream.
+        """
         timings = self.timings
         start = _time.perf_counter()
-        frames = self.window.push(self.source.read())
+        samples = self.source.read()
+        lost = self.source.ring.lost  # drops so far all lie before what a later read returns
+        frames = self.window.push(samples)
         if timings is not None:
             timings.features.append(_time.perf_counter() - start)
         found = []
         for frame in frames:
             if not self.window.append(frame):
                 continue
-            now = self.window.end_time
+            now = self.window.end_time + self._lost_seconds
             t0 = _time.perf_counter()
             probs = self.classifier(self.window.latest)
             t1 = _time.perf_counter()
+            if not np.isfinite(probs).all():
+                raise KwsError(f"the model output NaN or infinite scores at {now:.2f} s")
             fired = self.posterior.update(probs, now)
             if timings is not None:
                 timings.classifier.append(t1 - t0)
@@ -218,14 +234,50 @@ class Detector:
                 self.on_hop(now, self.posterior.smoothed)
             if fired is not None:
                 found.append(Detection(now, *fired))
+        if lost != self._lost_counted:
+            self._lost_seconds += samples_to_seconds(lost - self._lost_counted, self.input_rate)
+            self._lost_counted = lost
+        return found
+
+    def flush(self, seconds: float | None = None) -> list[Detection]:
+        """Push ``seconds`` of silence (default: one classifier window) and process it, so a word
+        at the very end of a stream (or a clip shorter than the window) is still heard."""
+        if seconds is None:
+            seconds = samples_to_seconds(self.window.frames * self.window.frontend.hop
+                                         + self.window.frontend.window, self.window.frontend.sample_rate)
+        left = seconds_to_samples(seconds, self.input_rate)
+        piece = np.zeros(min(max(1, left), self.source.ring.capacity), np.float32)
+        found = []
+        while left > 0:
+            n = min(left, len(piece))
+            self.write(piece[:n])
+            found += self.process()
+            left -= n
         return found
 
 
+def check_words(bundle: Bundle, config: Config) -> None:
+    """``KwsError`` naming the first config word, or ``posterior.thresholds`` key, that is not one
+    of the model's words (a typo such as "of" would otherwise be ignored without a word)."""
+    words = bundle.words
+    for key in config.posterior.thresholds:
+        if key not in words:
+            raise KwsError(f"posterior.thresholds: {key!r} is not a word of the model {bundle.path} "
+                           f"({', '.join(words)})")
+    if config.user_set("words"):
+        for word in config.words:
+            if word not in words and word not in NON_WORDS:
+                raise KwsError(f"words: {word!r} is not a word of the model {bundle.path} "
+                               f"({', '.join(words)})")
+
+
 def replay(detector: Detector, blocks: Iterable[np.ndarray],
-           realtime: bool = False) -> Iterator[Detection]:
+           realtime: bool = False, pad: bool = False) -> Iterator[Detection]:
     """Push audio blocks through the microphone's path: ``write`` each, then ``process``.
 
-    With ``realtime``, each block is written when a sound card would have delivered it.
+    With ``realtime``, each block is written when a sound card would have delivered it. With
+    ``pad``, the stream ends with one window of silence (``Detector.flush``), so its last word
+    (or a clip shorter than a window) can still be heard.
     """
     started = _time.monotonic()
     delivered = 0
@@ -235,6 +287,8 @@ def replay(detector: Detector, blocks: Iterable[np.ndarray],
             _time.sleep(max(0.0, started + delivered / detector.input_rate - _time.monotonic()))
         detector.write(block)
         yield from detector.process()
+    if pad:
+        yield from detector.flush()
 
 
 def chunks(samples: np.ndarray, size: int) -> Iterator[np.ndarray]:

@@ -50,7 +50,9 @@ def test_plain_output_and_several_files(stream, tiny_bundle):
 
 
 def test_a_high_threshold_silences_everything(stream, tiny_bundle):
-    assert replay_json(stream[2], tiny_bundle, "--threshold", "1.0") == []
+    # Nothing heard is said, not silent: a JSON reader tells it from "not processed".
+    assert replay_json(stream[2], tiny_bundle, "--threshold", "1.0") == [
+        {"file": str(stream[2]), "detections": 0}]
 
 
 @pytest.mark.parametrize("content", [None, b"RIFF\x00\x00garbage", b""])

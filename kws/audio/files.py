@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -34,8 +38,8 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Return the file at ``path`` as float32 mono samples in [-1, 1] at ``sample_rate``.
 
     Integer WAV of any width, float WAV, FLAC, OGG and every other format libsndfile reads
-    are accepted, at any rate and channel count. Raises ``AudioFileError`` (one line naming
-    the file) for a missing, empty, unreadable or non-finite file.
+    are accepted, at any rate and channel count; ``-`` reads such a file from stdin. Raises
+    ``AudioFileError`` (one line naming the file) for a missing, empty, unreadable or non-finite file.
     """
     with _open(path) as f:
         samples, rate = _checked(path, f, -1), f.samplerate
@@ -59,17 +63,81 @@ def read_blocks(path: str | Path, block_ms: float) -> tuple[int, int, Iterator[n
     return f.samplerate, f.frames, blocks()
 
 
+STDIN = "-"
+# Formats libsndfile recognises only with the rate, width and channels given by hand.
+HEADERLESS = {".raw", ".pcm", ".s16", ".u8", ".f32", ".sln"}
+# Decoders (mpg123 in libsndfile) print warnings of their own to fd 2, many per broken frame.
+NOISY = {".mp3", ".mpga", ".mp2"}
+
+
+def _source(path: Path):
+    """What ``sf.SoundFile`` reads: the path, or the bytes of stdin (``-``), a pipe or a device
+    (``/dev/stdin``), which libsndfile cannot seek in."""
+    if str(path) == STDIN:
+        return io.BytesIO(sys.stdin.buffer.read()), "standard input"
+    if path.is_dir():
+        raise AudioFileError(f"{path}: is a directory, not an audio file")
+    if not path.exists():
+        raise AudioFileError(f"{path}: no such file")
+    if not path.is_file():  # a pipe, /dev/stdin, a FIFO: read it whole
+        try:
+            with open(path, "rb") as f:
+                return io.BytesIO(f.read()), str(path)
+        except OSError as err:
+            raise AudioFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    if path.suffix.lower() in HEADERLESS:
+        raise AudioFileError(f"{path}: headerless raw audio cannot be read (its rate, sample "
+                             "format and channels are unknown); convert it to WAV, e.g. "
+                             f"`sox -t raw -r 16000 -e signed -b 16 -c 1 {path} out.wav`")
+    return path, str(path)
+
+
+@contextlib.contextmanager
+def _decoder_quiet(path: Path):
+    """Keep a decoder's own stderr chatter (mpg123's warnings) off the terminal; its errors
+    still arrive as exceptions."""
+    if path.suffix.lower() not in NOISY:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _QuietFile(sf.SoundFile):
+    """A ``SoundFile`` whose reads keep a noisy decoder's stderr quiet."""
+
+    def read(self, *args, **kwargs):
+        with _decoder_quiet(self._kws_path):
+            return super().read(*args, **kwargs)
+
+
 def _open(path: str | Path) -> sf.SoundFile:
     path = Path(path)
-    if not path.is_file():
-        raise AudioFileError(f"{path}: no such file")
+    source, name = _source(path)
     try:
-        f = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as err:
+        with _decoder_quiet(path):
+            f = _QuietFile(source)
+    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError, TypeError) as err:
+        if isinstance(err, TypeError):  # soundfile: "No format specified" for RAW
+            raise AudioFileError(f"{name}: headerless raw audio cannot be read; convert it to "
+                                 "WAV (e.g. with sox)") from None
         raise _unreadable(path, err) from None
+    f._kws_path = path
     if f.frames == 0:
         f.close()
-        raise AudioFileError(f"{path}: contains no audio samples")
+        raise AudioFileError(f"{name}: contains no audio samples")
     return f
 
 
@@ -86,7 +154,8 @@ def _checked(path: str | Path, f: sf.SoundFile, frames: int) -> np.ndarray:
 
 def _unreadable(path: str | Path, err: Exception) -> AudioFileError:
     reason = str(err).removeprefix(f"Error opening {str(path)!r}: ")
-    return AudioFileError(f"{path}: not a readable audio file ({reason})")
+    name = "standard input" if str(path) == STDIN else path
+    return AudioFileError(f"{name}: not a readable audio file ({reason})")
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:

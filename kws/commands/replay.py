@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
-from kws.audio.files import read_blocks
+from kws.audio.files import STDIN, read_blocks
 from kws.cli import add_detector_arguments, add_model_argument, detector_setup
 from kws.config import Config
 from kws.detector import Detector, format_detection, replay
+from kws.errors import KwsError
 
 HELP = "detect words in audio files, through exactly the path the microphone uses"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (any rate, any format)")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="audio files (any rate, any format libsndfile reads; - reads one "
+                             "from stdin)")
     add_model_argument(parser)
     add_detector_arguments(parser)
     parser.add_argument("--json", action="store_true",
@@ -23,12 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    """Each file ends with a window of silence (so a last word, or a clip shorter than a
+    second, is heard). A file that gave no detection says so: a note on stderr, and with
+    ``--json`` a line ``{"file", "detections": 0}`` on stdout, so a reader can tell "nothing
+    heard" from "not processed"."""
+    if args.files.count(STDIN) > 1:
+        raise KwsError("- (standard input) can be given once")
     config, bundle = detector_setup(args, config)
     # Open every file first: a typo in the last name should not cost a long replay.
     opened = [(path, *read_blocks(path, config.audio.block_ms)) for path in args.files]
+    several = len(args.files) > 1
     for path, rate, _, blocks in opened:
         detector = Detector.from_bundle(bundle, config, input_rate=rate)
-        for detection in replay(detector, blocks, realtime=args.realtime):
-            print(format_detection(detection, args.json, path if len(args.files) > 1 else None),
-                  flush=True)
+        count = 0
+        for detection in replay(detector, blocks, realtime=args.realtime, pad=True):
+            count += 1
+            print(format_detection(detection, args.json, path if several else None), flush=True)
+        if not count:
+            print(f"kws: {path}: no detection", file=sys.stderr, flush=True)
+            if args.json:
+                print(json.dumps({"file": path, "detections": 0}), flush=True)
     return 0
