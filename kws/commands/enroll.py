@@ -1,0 +1,81 @@
+"""``kws enroll WORD [WORD ...] --out DIR``: a spotter for your own words, trained here in minutes.
+
+Starts from the shipped model's trained layers (transfer learning): the word said by many
+synthetic voices (and your recordings, ``kws record``), against other words, near-words,
+running speech and noise, trains a small head; the bundle it writes works with ``kws listen
+--model DIR`` and ``kws replay --model DIR``. Needs the training extras (TensorFlow): the one
+import of ``kws_train`` is inside ``run``, as in ``kws train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kws.config import Config
+from kws.errors import KwsError
+
+HELP = "train a spotter for your own word(s) from synthetic voices and your recordings"
+
+DEFAULT_DATA = "../shared/speech_commands"
+DEFAULT_NEGATIVES = "../shared/speech_negatives"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("words", nargs="+", metavar="WORD",
+                        help="word or short phrase to spot (quote a phrase: \"hey kws\")")
+    parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+    parser.add_argument("--recordings", metavar="DIR",
+                        help="your own takes (kws record): every audio file for one word; "
+                             "DIR/<word>/ or files named <word>... for several")
+    parser.add_argument("--with-commands", action="store_true",
+                        help="keep the ten Speech Commands words in the same bundle (needs --data)")
+    parser.add_argument("--data", metavar="DIR",
+                        help=f"Speech Commands folder for other words and noise (default: "
+                             f"{DEFAULT_DATA} if it exists; optional)")
+    parser.add_argument("--negatives", metavar="DIR",
+                        help=f"folder of running speech without the word (default: {DEFAULT_NEGATIVES} "
+                             "if it exists; its training split trains, its validation split sets thresholds)")
+    parser.add_argument("--engines", metavar="LIST",
+                        help="speech engines, comma-separated (default: pico,festival,flite,espeak)")
+    parser.add_argument("--budget", choices=["normal", "tiny"], default="normal",
+                        help="normal (a few minutes) or tiny (seconds: a first look, tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base", metavar="DIR",
+                        help="bundle whose trained layers are reused (default: detector.model)")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="synthetic clip cache (default: a folder in the system temp dir)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="TensorFlow threads (default: all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _default(given: str | None, fallback: str) -> str | None:
+    if given is not None:
+        if not Path(given).is_dir():
+            raise KwsError(f"{given}: no such folder")
+        return given
+    return fallback if Path(fallback).is_dir() else None
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    engines = None
+    if args.engines is not None:
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        if not engines:
+            raise KwsError("--engines is empty")
+    data = _default(args.data, DEFAULT_DATA)
+    negatives = _default(args.negatives, DEFAULT_NEGATIVES)
+
+    # The one import of the training package here (kws.cli turns its absence into one line).
+    from kws_train.enroll import check_inputs, enroll, format_report, summary_line
+
+    check_inputs(args.words, args.out, args.recordings, args.with_commands, data)
+    report = enroll(config, args.words, args.out, recordings=args.recordings,
+                    with_commands=args.with_commands, data=data, negatives=negatives,
+                    engines=engines, budget=args.budget, seed=args.seed, cache=args.cache,
+                    base=args.base, progress=not args.no_progress, threads=args.threads)
+    print(format_report(report))
+    print(f"kws: {summary_line(report)}")
+    print(f"kws: try it: kws listen --model {args.out}")
+    return 0
