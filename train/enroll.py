@@ -75,7 +75,7 @@ class Budget:
 BUDGETS = {
     "normal": Budget(),
     # Seconds, not minutes: for tests and a first look.
-    "tiny": Budget(pitches=(1.0,), rates=(0.85, 1.15), copies=4, recording_copies=10,
+    "tiny": Budget(pitches=(0.88, 1.12), rates=(0.85, 1.15), copies=6, recording_copies=10,
                    other_voices=1, near_voices=3, speech_commands=300, command_clips=60,
                    speech_windows=300, epochs=15, stream_other_words=20, stream_repeats=1),
 }
@@ -174,14 +174,17 @@ def split_of(voice: synth.Voice, held: dict[str, str]) -> str:
 # --------------------------------------------------------------------------- progress
 
 class Progress:
-    """One bar over the whole enrollment, in estimated seconds of work, with the time left."""
+    """One bar over the whole enrollment, in estimated seconds of work, with the time left.
+
+    Drawn on a terminal only (tqdm's ``disable=None``), and cleared when done, so an error
+    after it is still the one line on stderr."""
 
     def __init__(self, stages: dict[str, float], enabled: bool = True):
         from tqdm import tqdm
 
         self.stages = stages
         self.bar = tqdm(total=sum(stages.values()), unit="s", file=sys.stderr,
-                        disable=not enabled, dynamic_ncols=True,
+                        disable=None if enabled else True, leave=False, dynamic_ncols=True,
                         bar_format="{desc:<28}{percentage:3.0f}%|{bar}| {elapsed} elapsed, "
                                    "about {remaining} left")
         self.current, self.done_in_stage = None, 0.0
