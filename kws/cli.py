@@ -106,6 +106,29 @@ def detector_setup(args: argparse.Namespace, config: Config) -> tuple[Config, Bu
     return uniform_threshold(config, bundle.words, args.threshold), bundle
 
 
+def check_output_path(path: str | Path, what: str, directory: bool = False) -> Path:
+    """Raise ``KwsError`` unless ``path`` (a file, or with ``directory`` a folder) can be written,
+    creating missing parent folders: checked before long work, not after it."""
+    path = Path(path)
+    folder = path if directory else path.parent
+    if directory and path.exists() and not path.is_dir():
+        raise KwsError(f"{what} {path}: exists and is not a directory")
+    if not directory and path.is_dir():
+        raise KwsError(f"{what} {path}: is a directory, not a file")
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise KwsError(f"{what} {path}: cannot create it ({existing} is not a directory)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise KwsError(f"{what} {path}: cannot create {folder} ({err.strerror or err})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise KwsError(f"{what} {path}: {folder} is not writable")
+    return path
+
+
 def json_line(value) -> str:
     """``value`` as one line of JSON: NaN (an undefined figure) becomes null, numpy scalars numbers."""
     return json.dumps(_json_safe(value))
@@ -157,11 +180,13 @@ def _stdout_usable() -> bool:
     if sys.stdout is None:
         return False
     try:
-        os.fstat(sys.stdout.fileno())
-    except (OSError, ValueError):
+        fd = sys.stdout.fileno()
+    except Exception:  # noqa: BLE001 - a replaced sys.stdout without a descriptor (a test's)
+        return not getattr(sys.stdout, "closed", False)
+    try:
+        os.fstat(fd)
+    except OSError:
         return False
-    except Exception:  # a replaced sys.stdout without a descriptor (pytest's capture): fine
-        return True
     return True
 
 
@@ -173,7 +198,24 @@ def _output_error(err: OSError) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``kws`` command; returns the exit status (0, or 2 for any error, 130 on Ctrl-C)."""
+    """The ``kws`` command; returns the exit status (0, or 2 for any error, 130 on Ctrl-C).
+
+    If a call into PortAudio had to be abandoned (a stalled audio server: it may never return),
+    the process ends here with ``os._exit``: PortAudio's own exit handler would block too.
+    """
+    code = _main(argv)
+    microphone = sys.modules.get("kws.audio.microphone")
+    if microphone is not None and microphone.abandoned.is_set():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if debugging(args):
         config: Config = load_config(args.config)
@@ -194,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         if (err.name or "").split(".")[0] in TRAINING_ONLY:
             return _error(f"`kws {args.command}` needs the training extras ({err.name} is not "
                           "installed): pip install -e '.[train]'")
-        return _error(f"{err} (a broken install? reinstall with pip install -e .)")
+        return _error(f"{_one_line(err)} (a broken install? reinstall with pip install -e .)")
     except KeyboardInterrupt:
         print("kws: interrupted", file=sys.stderr)
         return 130
@@ -211,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             _silence_stdout()
             return _error(message)
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        return _error(f"{where}{err.strerror or err}")
+        return _error(f"{where}{err.strerror or _one_line(err)}")
     except Exception as err:  # noqa: BLE001 - the one place every failure becomes one line
-        return _error(f"{type(err).__name__}: {err} (a bug: rerun with --debug or KWS_DEBUG=1 "
+        return _error(f"{type(err).__name__}: {_one_line(err)} (a bug: rerun with --debug or KWS_DEBUG=1 "
                       "for the traceback, and report it)")
 
 

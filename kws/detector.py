@@ -239,22 +239,6 @@ class Detector:
             self._lost_counted = lost
         return found
 
-    def flush(self, seconds: float | None = None) -> list[Detection]:
-        """Push ``seconds`` of silence (default: one classifier window) and process it, so a word
-        at the very end of a stream (or a clip shorter than the window) is still heard."""
-        if seconds is None:
-            seconds = samples_to_seconds(self.window.frames * self.window.frontend.hop
-                                         + self.window.frontend.window, self.window.frontend.sample_rate)
-        left = seconds_to_samples(seconds, self.input_rate)
-        piece = np.zeros(min(max(1, left), self.source.ring.capacity), np.float32)
-        found = []
-        while left > 0:
-            n = min(left, len(piece))
-            self.write(piece[:n])
-            found += self.process()
-            left -= n
-        return found
-
 
 def check_words(bundle: Bundle, config: Config) -> None:
     """``KwsError`` naming the first config word, or ``posterior.thresholds`` key, that is not one
@@ -276,7 +260,7 @@ def replay(detector: Detector, blocks: Iterable[np.ndarray],
     """Push audio blocks through the microphone's path: ``write`` each, then ``process``.
 
     With ``realtime``, each block is written when a sound card would have delivered it. With
-    ``pad``, the stream ends with one window of silence (``Detector.flush``), so its last word
+    ``pad``, the stream ends with one window of silence (``end_silence``), so its last word
     (or a clip shorter than a window) can still be heard.
     """
     started = _time.monotonic()
@@ -288,7 +272,25 @@ def replay(detector: Detector, blocks: Iterable[np.ndarray],
         detector.write(block)
         yield from detector.process()
     if pad:
-        yield from detector.flush()
+        for block in end_silence(detector):
+            detector.write(block)
+            yield from detector.process()
+
+
+def end_silence(detector: Detector, seconds: float | None = None) -> Iterator[np.ndarray]:
+    """Blocks of silence at the detector's input rate, ``seconds`` in all (default: one
+    classifier window and a stride), each small enough for its ring: what ``replay(pad=True)``
+    pushes after a stream so that its last word, or a clip shorter than a window, is heard.
+    Only ``write`` and ``process`` see them, so a wrapped detector (a verifier) sees them too."""
+    window = detector.window
+    fe = window.frontend
+    if seconds is None:
+        seconds = samples_to_seconds(window.frames * fe.hop + fe.window, fe.sample_rate)
+    left = seconds_to_samples(seconds, detector.input_rate)
+    piece = np.zeros(max(1, min(left, detector.source.ring.capacity // 2)), np.float32)
+    while left > 0:
+        yield piece[:min(left, len(piece))]
+        left -= len(piece)
 
 
 def chunks(samples: np.ndarray, size: int) -> Iterator[np.ndarray]:

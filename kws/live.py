@@ -14,6 +14,7 @@ each at once; everything else goes to stderr.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -32,6 +33,9 @@ from kws.detector import Detection, Detector, format_detection
 
 POLL_SECONDS = 0.1  # longest sleep between checks for a stop, a lost device or lost audio
 WARN_EVERY = 1.0  # seconds; lost-audio warnings are not repeated faster than this
+STALL_REPEAT = 5.0  # seconds between repeated "no audio is arriving" warnings
+MAX_HOOKS = 8  # --exec commands running at once; a detection beyond this runs none (a warning)
+HOOK_GRACE = 2.0  # seconds --exec commands get to finish at exit before their group is killed
 
 
 def note(text: str) -> None:
@@ -39,38 +43,76 @@ def note(text: str) -> None:
 
 
 def listen(detector: Detector, microphone: Microphone, report: Report,
-           meter: Meter | None = None, duration: float | None = None) -> None:
-    """Run until SIGINT/SIGTERM, ``duration`` seconds, or the device goes away (an error)."""
+           meter: Meter | None = None, duration: float | None = None,
+           stall_seconds: float = 2.0) -> None:
+    """Run until SIGINT/SIGTERM, ``duration`` seconds, or the device goes away (an error).
+
+    When no audio at all arrives for ``stall_seconds`` (a stalled audio server), it says so on
+    stderr, again every ``STALL_REPEAT`` seconds, and keeps waiting. A stop always ends it
+    within about a second: closing the stream is not waited for longer than that
+    (``Microphone.close``), and ``--exec`` commands still running get ``HOOK_GRACE`` seconds.
+    """
     losses = LossWatch(detector, microphone)
-    with _stop_on_signals() as stop, microphone:
-        started = time.monotonic()
-        report.start()
-        note(f"listening on {microphone.device} (Ctrl-C to stop)")
-        try:
-            while not stop.is_set():
-                detector.wait(POLL_SECONDS)
-                for detection in detector.process():
+    stall = StallWatch(microphone, stall_seconds)
+    try:
+        with _stop_on_signals() as stop:
+            microphone.start()
+            try:
+                started = time.monotonic()
+                report.start()
+                note(f"listening on {microphone.device} (Ctrl-C to stop)")
+                while not stop.is_set():
+                    detector.wait(POLL_SECONDS)
+                    for detection in detector.process():
+                        if meter:
+                            meter.clear()
+                        report.detection(detection)
+                    if microphone.device_lost:
+                        raise MicrophoneError(f"input device {microphone.device} stopped delivering "
+                                              "audio (unplugged, or the audio server went away)")
+                    if duration is not None and time.monotonic() - started >= duration:
+                        break
+                    losses.check()
+                    stall.check()
+                    report.reap()
                     if meter:
-                        meter.clear()
-                    report.detection(detection)
-                if microphone.device_lost:
-                    raise MicrophoneError(f"input device {microphone.device} stopped delivering "
-                                          "audio (unplugged, or the audio server went away)")
-                if duration is not None and time.monotonic() - started >= duration:
-                    break
-                losses.check()
-                report.reap()
+                        meter.draw()
+            finally:
                 if meter:
-                    meter.draw()
-        finally:
-            if meter:
-                meter.clear()
-    # The stream is closed: what is still in the ring is the last of the audio.
-    for detection in detector.process():
-        report.detection(detection)
-    report.finish()
+                    meter.clear()
+                microphone.close()
+        # The stream is closed: what is still in the ring is the last of the audio.
+        for detection in detector.process():
+            report.detection(detection)
+    finally:
+        report.finish()
     note(f"stopped after {time.monotonic() - started:.1f} s: {report.count} detection"
           f"{'' if report.count == 1 else 's'}, {losses.summary()}")
+
+
+class StallWatch:
+    """Warns when no audio has arrived for ``seconds`` (once, then every ``STALL_REPEAT``)."""
+
+    def __init__(self, microphone: Microphone, seconds: float):
+        self._microphone = microphone
+        self._seconds = seconds
+        self._since = time.monotonic()
+        self._warned_at: float | None = None
+
+    def check(self) -> None:
+        now = time.monotonic()
+        last = getattr(self._microphone, "last_audio", None)
+        silent_since = max(self._since, last) if last is not None else self._since
+        quiet = now - silent_since
+        if quiet < self._seconds:
+            if self._warned_at is not None:
+                note(f"audio is arriving again after {quiet:.0f} s")
+                self._warned_at = None
+            return
+        if self._warned_at is None or now - self._warned_at >= STALL_REPEAT:
+            note(f"warning: no audio has arrived from {self._microphone.device} for "
+                 f"{now - silent_since:.0f} s (is the audio server stalled?); still waiting")
+            self._warned_at = now
 
 
 @contextlib.contextmanager
@@ -117,14 +159,22 @@ class LossWatch:
 class Report:
     """Where detections go: stdout (a line or JSON) and, with ``command``, a shell command.
 
-    Commands are started, never waited for, on this thread; finished ones are reaped on each
-    pass of the loop and a failure is reported on stderr.
+    Text lines show the wall-clock time; JSON objects carry ``time`` (stream seconds, the
+    samples lost on the way included) and ``clock`` (the wall-clock time, ISO 8601).
+    Commands are started, never waited for, on this thread, each in a process group of its
+    own; finished ones are reaped on each pass of the loop and a failure is reported on stderr.
+    At most ``max_hooks`` run at once (a detection beyond that runs none, with a warning), and
+    ``finish`` kills the groups of those still running after a grace time, so no hook outlives
+    kws.
     """
 
-    def __init__(self, json_lines: bool = False, command: str | None = None):
+    def __init__(self, json_lines: bool = False, command: str | None = None,
+                 max_hooks: int = MAX_HOOKS):
         self.json_lines = json_lines
         self.command = command
+        self.max_hooks = max_hooks
         self.count = 0
+        self.skipped_hooks = 0
         self._started = time.time()
         self._children: list[subprocess.Popen] = []
 
@@ -132,27 +182,41 @@ class Report:
         """Stream time 0 (the first sample) is now, on the wall clock."""
         self._started = time.time()
 
+    def clock(self, detection: Detection) -> datetime:
+        """The wall-clock time of ``detection`` (stream time 0 is ``start``)."""
+        return datetime.fromtimestamp(self._started + detection.time).astimezone()
+
     def detection(self, detection: Detection) -> None:
         self.count += 1
+        clock = self.clock(detection)
         if self.json_lines:
-            line = format_detection(detection, as_json=True)
+            record = json.loads(format_detection(detection, as_json=True))
+            line = json.dumps({**record, "clock": clock.isoformat(timespec="milliseconds")})
         else:
-            clock = datetime.fromtimestamp(self._started + detection.time)
             line = f"{clock:%H:%M:%S}.{clock.microsecond // 1000:03d}  {detection.word}  " \
                    f"{detection.score:.2f}"
         print(line, flush=True)
         if self.command:
-            self._spawn(detection)
+            self._spawn(detection, clock)
 
-    def _spawn(self, detection: Detection) -> None:
+    def _spawn(self, detection: Detection, clock: datetime) -> None:
+        self.reap()
+        if len(self._children) >= self.max_hooks:
+            self.skipped_hooks += 1
+            note(f"warning: --exec: {len(self._children)} commands still running; not running "
+                 f"it for {detection.word} at {detection.time:.3f} s")
+            return
         env = {**os.environ, "KWS_WORD": detection.word, "KWS_SCORE": f"{detection.score:.3f}",
-               "KWS_TIME": f"{detection.time:.3f}"}
+               "KWS_TIME": f"{detection.time:.3f}",
+               "KWS_CLOCK": clock.isoformat(timespec="milliseconds")}
         try:
-            # Its stdout goes to our stderr: stdout carries detections only.
+            # Its stdout goes to our stderr: stdout carries detections only. A session of its
+            # own: its whole process group can be ended at exit.
             self._children.append(subprocess.Popen(self.command, shell=True, env=env,
-                                                   stdin=subprocess.DEVNULL, stdout=sys.stderr))
-        except OSError as err:
-            note(f"warning: --exec: cannot run {self.command!r} ({err.strerror or err})")
+                                                   stdin=subprocess.DEVNULL, stdout=sys.stderr,
+                                                   start_new_session=True))
+        except (OSError, ValueError) as err:
+            note(f"warning: --exec: cannot run {self.command!r} ({getattr(err, 'strerror', None) or err})")
 
     def reap(self) -> None:
         for child in [c for c in self._children if c.poll() is not None]:
@@ -160,12 +224,28 @@ class Report:
             if child.returncode != 0:
                 note(f"warning: --exec command exited with status {child.returncode}")
 
-    def finish(self, grace: float = 2.0) -> None:
-        """Give running commands ``grace`` seconds to end; the rest keep running on their own."""
+    def finish(self, grace: float = HOOK_GRACE) -> None:
+        """Give running commands ``grace`` seconds to end, then end their process groups
+        (SIGTERM, then SIGKILL half a second later): no hook outlives kws."""
         deadline = time.monotonic() + grace
         while self._children and time.monotonic() < deadline:
             time.sleep(0.02)
             self.reap()
+        if not self._children:
+            return
+        note(f"stopping {len(self._children)} --exec command"
+             f"{'' if len(self._children) == 1 else 's'} still running after {grace:g} s")
+        for sig, wait in ((signal.SIGTERM, 0.5), (signal.SIGKILL, 1.0)):
+            for child in self._children:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, sig)
+            end = time.monotonic() + wait
+            while time.monotonic() < end and any(c.poll() is None for c in self._children):
+                time.sleep(0.02)
+        for child in self._children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.1)
+        self._children = []
 
 
 class Meter:

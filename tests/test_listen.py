@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -191,5 +192,7 @@ def test_failing_exec_is_reported_not_fatal(capfd):
     report.detection(Detection(1.0, "up", 0.8))
     report.finish()
     out, err = capfd.readouterr()
-    assert json.loads(out) == {"time": 1.0, "word": "up", "score": 0.8}
+    record = json.loads(out)
+    assert datetime.fromisoformat(record.pop("clock")).tzinfo is not None  # wall clock, ISO 8601
+    assert record == {"time": 1.0, "word": "up", "score": 0.8}
     assert "--exec command exited with status 3" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -153,7 +154,7 @@ def _checked(path: str | Path, f: sf.SoundFile, frames: int) -> np.ndarray:
 
 
 def _unreadable(path: str | Path, err: Exception) -> AudioFileError:
-    reason = str(err).removeprefix(f"Error opening {str(path)!r}: ")
+    reason = re.sub(r"^Error opening .*?: ", "", str(err))
     name = "standard input" if str(path) == STDIN else path
     return AudioFileError(f"{name}: not a readable audio file ({reason})")
 

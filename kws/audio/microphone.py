@@ -7,27 +7,88 @@ so the audio server's address (``PULSE_SERVER``) must be set before that moment.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
 from kws.errors import KwsError
+
+from time import monotonic as _monotonic  # noqa: E402 (cheap enough for the audio callback)
 
 
 class MicrophoneError(KwsError):
     """No usable input device: PortAudio missing, no device, bad ``--device``, or it went away."""
 
 
-def import_sounddevice():
-    """The ``sounddevice`` module, or a ``MicrophoneError`` saying how to install PortAudio."""
+# Seconds the audio system gets to answer a question (list devices, open, close a stream).
+# A stalled audio server (PulseAudio stopped) never answers: PortAudio's calls block forever.
+AUDIO_TIMEOUT = 5.0
+# Set once a PortAudio call was abandoned on a thread of its own (it may never return): the
+# process must then end with os._exit, since PortAudio's exit handler would block as well.
+abandoned = threading.Event()
+
+T = TypeVar("T")
+
+
+def with_timeout(what: str, call: Callable[[], T], timeout: float | None = None) -> T:
+    """``call()`` on a daemon thread; ``MicrophoneError`` if it has not returned in ``timeout``
+    seconds (the call is left behind, and ``abandoned`` is set)."""
+    timeout = AUDIO_TIMEOUT if timeout is None else timeout
+    result: list = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(call())
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            error.append(err)
+
+    # sounddevice points fd 2 at /dev/null while PortAudio starts (and puts it back after): a
+    # call left hanging there would take kws's own error message with it.
+    try:
+        stderr = os.dup(2)
+    except OSError:
+        stderr = None
+    thread = threading.Thread(target=target, name=f"kws-audio-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    alive = thread.is_alive()
+    if stderr is not None:
+        if alive:
+            os.dup2(stderr, 2)
+        os.close(stderr)
+    if alive:
+        abandoned.set()
+        raise MicrophoneError(f"the audio system did not answer within {timeout:g} s ({what}); "
+                              "is the audio server (PulseAudio, PipeWire) stalled?")
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _import_sounddevice():
     try:
         import sounddevice
     except OSError as err:  # sounddevice raises OSError('PortAudio library not found')
         raise MicrophoneError(f"cannot use the sound card: {err} "
                               "(install it with `apt-get install libportaudio2`)") from None
     return sounddevice
+
+
+def import_sounddevice():
+    """The ``sounddevice`` module, or a ``MicrophoneError`` saying how to install PortAudio.
+
+    Importing it starts PortAudio, which asks the audio server for its devices: bounded by
+    ``AUDIO_TIMEOUT``."""
+    import sys
+
+    if "sounddevice" in sys.modules and sys.modules["sounddevice"] is not None \
+            and hasattr(sys.modules["sounddevice"], "query_devices"):
+        return sys.modules["sounddevice"]
+    return with_timeout("starting PortAudio", _import_sounddevice)
 
 
 @dataclass(frozen=True)
@@ -46,16 +107,20 @@ class InputDevice:
 def input_devices() -> list[InputDevice]:
     """Every device with at least one input channel, in PortAudio's order; none is an error."""
     sd = import_sounddevice()
-    default = sd.default.device[0]
-    devices = [InputDevice(index=info["index"], name=info["name"],
-                           host_api=sd.query_hostapis(info["hostapi"])["name"],
-                           channels=info["max_input_channels"],
-                           default_rate=int(info["default_samplerate"]),
-                           is_default=info["index"] == default)
-               for info in sd.query_devices() if info["max_input_channels"] > 0]
+
+    def query() -> list[InputDevice]:
+        default = sd.default.device[0]
+        return [InputDevice(index=info["index"], name=info["name"],
+                            host_api=sd.query_hostapis(info["hostapi"])["name"],
+                            channels=info["max_input_channels"],
+                            default_rate=int(info["default_samplerate"]),
+                            is_default=info["index"] == default)
+                for info in sd.query_devices() if info["max_input_channels"] > 0]
+
+    devices = with_timeout("listing devices", query)
     if not devices:
         raise MicrophoneError("no input device found (is a microphone connected and the audio "
-                              "server running?)")
+                              "server running? `kws devices` lists inputs; --device picks one)")
     return devices
 
 
@@ -68,7 +133,7 @@ def find_input_device(query: int | str | None = None) -> InputDevice:
         chosen = [d for d in devices if d.is_default]
         if not chosen:
             raise MicrophoneError("no default input device; choose one with --device "
-                                  "(see `kws devices`)")
+                                  "(`kws devices` lists them)")
         return chosen[0]
     query = str(query)
     if query.strip().isdigit():
@@ -91,12 +156,16 @@ def capture_rate(device: InputDevice, wanted: int) -> int:
     """``wanted`` if the device records mono at that rate, else the device's own default rate
     (the detector then resamples)."""
     sd = import_sounddevice()
-    try:
-        sd.check_input_settings(device=device.index, channels=1, dtype="float32",
-                                samplerate=wanted)
-    except sd.PortAudioError:
-        return device.default_rate
-    return wanted
+
+    def check() -> bool:
+        try:
+            sd.check_input_settings(device=device.index, channels=1, dtype="float32",
+                                    samplerate=wanted)
+        except sd.PortAudioError:
+            return False
+        return True
+
+    return wanted if with_timeout("checking the device's rates", check) else device.default_rate
 
 
 class Microphone:
@@ -113,15 +182,16 @@ class Microphone:
         self.device = device
         self.rate = rate
         self.overflows = 0  # callbacks whose status said the driver dropped input
+        self.last_audio: float | None = None  # time.monotonic() of the last callback
         self._write = write
         self._finished = threading.Event()
         self._closing = False
         self._portaudio_error = sd.PortAudioError
+        self.closed_cleanly = True  # False when close() gave up waiting for PortAudio
         try:
-            self._stream = sd.InputStream(samplerate=rate, blocksize=block_samples,
-                                          device=device.index, channels=1, dtype="float32",
-                                          callback=self._callback,
-                                          finished_callback=self._finished.set)
+            self._stream = with_timeout("opening the device", lambda: sd.InputStream(
+                samplerate=rate, blocksize=block_samples, device=device.index, channels=1,
+                dtype="float32", callback=self._callback, finished_callback=self._finished.set))
         except (sd.PortAudioError, ValueError) as err:
             raise self._error("open", err) from None
 
@@ -132,6 +202,7 @@ class Microphone:
     def _callback(self, indata: np.ndarray, frames: int, time, status) -> None:
         if status.input_overflow:
             self.overflows += 1
+        self.last_audio = _monotonic()
         self._write(indata[:, 0])
 
     @property
@@ -142,13 +213,19 @@ class Microphone:
 
     def start(self) -> None:
         try:
-            self._stream.start()
+            with_timeout("starting the stream", self._stream.start)
         except self._portaudio_error as err:
             raise self._error("start", err) from None
 
-    def close(self) -> None:
+    def close(self, timeout: float = 1.0) -> None:
+        """Close the stream; if PortAudio has not closed it within ``timeout`` seconds (a
+        stalled audio server), stop waiting: ``closed_cleanly`` turns False."""
         self._closing = True
-        self._stream.close(ignore_errors=True)
+        try:
+            with_timeout("closing the stream", lambda: self._stream.close(ignore_errors=True),
+                         timeout)
+        except MicrophoneError:
+            self.closed_cleanly = False
 
     def __enter__(self) -> "Microphone":
         self.start()

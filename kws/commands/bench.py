@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.cli import add_model_argument, json_line, model_overrides
+from kws.cli import add_model_argument, check_output_path, json_line, model_overrides
 from kws.config import Config, with_overrides
 
 HELP = "benchmark streaming latency and cost against a naive librosa + Keras baseline"
@@ -50,6 +50,19 @@ def run(args: argparse.Namespace, config: Config) -> int:
         raise KwsError(f"--hops: expected comma-separated milliseconds, got {args.hops!r}") from None
     if bool(args.wav) != bool(args.labels):
         raise KwsError("--wav and --labels go together")
+    for name in ("minutes", "live_seconds"):
+        value = getattr(args, name)
+        if not 0 < value <= 24 * 60:  # NaN fails too
+            raise KwsError(f"--{name.replace('_', '-')} must be positive (and at most a day), got {value:g}")
+    for name in ("naive_hops", "startup_runs"):
+        if getattr(args, name) < 1:
+            raise KwsError(f"--{name.replace('_', '-')} must be at least 1")
+    check_output_path(args.plot, "--plot")
+    if not args.no_baseline:
+        missing = bench.baseline_missing()
+        if missing:  # say so now, not after minutes of measuring
+            raise KwsError(f"the naive baseline needs TensorFlow and librosa ({missing} missing): "
+                           "pip install -e '.[train]', or pass --no-baseline")
     cpu = bench.pin_to_one_core()
     config = with_overrides(config, model_overrides(args))
     bundle = load_bundle(config.model_path, config)

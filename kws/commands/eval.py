@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from kws.bundle import load_bundle
-from kws.cli import add_model_argument, json_line, model_overrides
+from kws.cli import add_model_argument, check_output_path, json_line, model_overrides
 from kws.config import Config, with_overrides
 
 HELP = "score a model bundle on labelled clips: accuracy, per-class precision/recall, confusion"
@@ -32,6 +31,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from kws.eval.metrics import table
     from kws.eval.reports import plot_confusion
 
+    report = check_output_path(args.report, "--report", directory=True)  # before the long part
     config = with_overrides(config, model_overrides(args))
     bundle = load_bundle(config.model_path, config)
     config = with_overrides(config, {"words": bundle.words})
@@ -43,8 +43,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
               f"{data.summary['skipped_examples'][0]}")
     metrics = evaluate_bundle(bundle, data, int8=args.int8)
     print(table(metrics))
-    report = Path(args.report)
-    report.mkdir(parents=True, exist_ok=True)
     plot_confusion(metrics, report / "confusion.png")
     (report / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     print(f"confusion matrix: {report / 'confusion.png'}")

@@ -62,5 +62,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
     note(f"model: {bundle.path} ({'int8' if detector.int8 else 'float'}), hop {config.detector.hop_ms:g} ms")
     note("words: " + ", ".join(f"{w} ({t:.2f})" for w, t in detector.thresholds.items()))
     report = Report(json_lines=args.json, command=args.exec_command)
-    listen(detector, microphone, report, meter=meter, duration=args.duration)
+    listen(detector, microphone, report, meter=meter, duration=args.duration,
+           stall_seconds=config.audio.stall_seconds)
     return 0

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kws.bundle import check_bundle_target
+from kws.cli import check_output_path
 from kws.config import ARCHITECTURES, Config, with_overrides
+from kws.data.speech_commands import check_training_classes
 from kws.errors import KwsError
 
 HELP = "train a keyword model on a Speech Commands directory and write a model bundle"
@@ -40,7 +43,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     data = Path(config.train.data)
     if not data.is_dir():  # before the seconds TensorFlow takes to import
         raise KwsError(f"{data}: no such dataset directory")
+    # Before TensorFlow and hours of training: --out must be writable, and never anything but a
+    # kws bundle is replaced; the data must hold readable clips of at least two classes.
+    check_bundle_target(args.out)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.out).name
+    check_output_path(workdir, "--workdir", directory=True)
+    check_training_classes(data, config)
 
     # The one import of the training package in kws (kws.cli turns its absence into one line).
     from kws_train.main import set_threads, train_bundle

@@ -202,3 +202,39 @@ def load_noise(root: str | Path, sample_rate: int) -> tuple[list[np.ndarray], li
         except AudioFileError as err:
             skipped.append(str(err))
     return noises, skipped
+
+
+def check_training_classes(root: str | Path, config) -> dict[str, int]:
+    """Raise ``KwsError`` unless the training split of ``root`` has readable clips of at least
+    two classes, one of them a word (silence is made from noise and does not count): a
+    one-class set trains a model that says "100% accurate" and hears nothing. Returns the clips
+    listed per class. Cheap: it lists files and decodes clips of a class only until one reads.
+    """
+    clips = list_clips(root, config.words, "training", unknown_fraction=config.train.unknown_fraction,
+                       seed=config.train.seed)
+    by_label: dict[str, list[Path]] = {}
+    for path, target in zip(clips.paths, clips.targets):
+        by_label.setdefault(clips.labels[target], []).append(path)
+    readable, unreadable = [], []
+    for label, paths in by_label.items():
+        if label == SILENCE:
+            continue
+        for path in paths:
+            try:
+                read_audio(path, config.audio.sample_rate)
+            except AudioFileError:
+                continue
+            readable.append(label)
+            break
+        else:
+            unreadable.append(f"{label} ({len(paths)})")
+    words = [label for label in readable if label != UNKNOWN]
+    broken = f"; every clip of {', '.join(unreadable)} is unreadable" if unreadable else ""
+    if not words:
+        raise KwsError(f"{root}: no readable training clips of any word "
+                       f"({', '.join(config.words)}){broken}")
+    if len(readable) < 2:
+        raise KwsError(f"{root}: training needs clips of at least two classes, found only "
+                       f"{', '.join(readable)}{broken} (add clips of other words, or of "
+                       "unknown words in folders of their own)")
+    return {label: len(paths) for label, paths in by_label.items()}

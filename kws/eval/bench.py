@@ -31,6 +31,20 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_
               "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS")
 
 
+def baseline_missing() -> str | None:
+    """The first package the naive baseline needs that is not installed, or None (found
+    without importing it: TensorFlow takes seconds to import)."""
+    import importlib.util
+
+    for name in ("tensorflow", "keras", "librosa"):
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
+
+
 def pin_to_one_core() -> int:
     """Run this process (and what it starts) on one CPU with one thread per library; return the CPU."""
     cpu = min(os.sched_getaffinity(0))
