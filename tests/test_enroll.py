@@ -70,7 +70,12 @@ def _error(result) -> str:
 @needs_espeak
 def test_enroll_then_replay_finds_the_word_in_held_out_voices(tmp_path):
     out = tmp_path / "lights_model"
-    result = run_kws("enroll", WORD, "--out", str(out), "--engines", "espeak", "--budget", "tiny",
+    takes = tmp_path / "takes"  # "the user": a voice of its own, five takes (one held apart)
+    takes.mkdir()
+    for i, speed in enumerate((130, 145, 160, 175, 190)):
+        sf.write(takes / f"lights-{i + 1:02d}.wav", _say(WORD, "en-us+m4", 45, speed, tmp_path), RATE)
+    result = run_kws("enroll", WORD, "--out", str(out), "--recordings", str(takes),
+                     "--engines", "espeak", "--budget", "tiny",
                      "--base", str(BASE), "--cache", str(tmp_path / "cache"), "--no-progress",
                      "--threads", "2", cwd=tmp_path, timeout=900)
     print(result.stdout)
@@ -79,6 +84,7 @@ def test_enroll_then_replay_finds_the_word_in_held_out_voices(tmp_path):
     assert 0.5 <= meta["thresholds"][WORD] <= 1.0
     report = json.loads((out / "enroll_report.json").read_text())
     assert report["testing"]["voices"]["commands"] > 0 and "speech" not in report["testing"]
+    assert report["enroll"]["recordings"] == {WORD: 5} and report["testing"]["recordings"]["commands"] == 1
     assert (out / "enroll_report.txt").is_file() and (out / "model_int8.tflite").is_file()
 
     items = [(WORD, *voice) for voice in HELD_OUT] + \
