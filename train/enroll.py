@@ -398,6 +398,7 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
     # ---- positives from the synthetic voices
     bar.stage("synthesizing the words")
     positives: dict[str, dict[str, list[np.ndarray]]] = {}
+    speakers: dict[tuple[str, str], list[str]] = {}  # (word, split) -> speaker of each clip
     per_engine = {}
     for i, w in enumerate(words):
         clips = synth.synthesize([w], all_voices, cache / "words", seed, sr)
@@ -409,6 +410,7 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
         for clip in clips:
             wave = read_audio(clip.path, sr)
             by_split[split_of(clip.voice, held)].append(wave)
+            speakers.setdefault((w, split_of(clip.voice, held)), []).append(clip.voice.speaker)
         if not by_split["training"]:
             raise KwsError(f"{w!r}: no training voice could say it")
         positives[w] = by_split
@@ -448,6 +450,7 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
     noises = load_noise(data, sr)[0] if data else []
     augmenter = Augmenter(config.train.augment, noises, sr)
     sc_train, sc_commands, sc_stream = [], {}, {"validation": [], "testing": []}
+    sc_real: list[tuple[str, np.ndarray]] = []  # people saying an enrolled word (testing split)
     if data:
         keep = [c for c in COMMANDS if c in labels]
         for split in ("training", "validation", "testing"):
@@ -463,6 +466,13 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
                     ps = by_folder.get(c, [])
                     sc_commands[c] = [read_audio(ps[i], sr) for i in rng.permutation(len(ps))[:plan.command_clips]]
             else:
+                if split == "testing":
+                    # Every clip of an enrolled word, whatever its split: none trains or sets
+                    # a threshold (the enrolled words are left out of the negatives).
+                    from kws.data.negatives import audio_files
+                    for w in words:
+                        ps = audio_files(data / w) if (data / w).is_dir() else []
+                        sc_real += [(w, read_audio(ps[i], sr)) for i in rng.permutation(len(ps))[:150]]
                 folders = sorted(f for f in by_folder if f not in set(words))
                 n = plan.stream_other_words + (len(keep) * plan.stream_other_words // 4)
                 pool = [(f, p) for f in folders for p in by_folder[f]]
@@ -628,8 +638,9 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
     stream_dir.mkdir(parents=True, exist_ok=True)
     try:
         def recordings_of(split):
-            streams = _streams(split, words, positives, user, stream_others[split], sc_stream.get(split, []),
-                               speech_files.get(split, []), noises, config, plan, seed, sr)
+            streams = _streams(split, words, positives, speakers, user, stream_others[split],
+                               sc_stream.get(split, []), sc_real if split == "testing" else [],
+                               speech_files.get(split, []), plan, seed, sr)
             out_recs = {}
             for k, (name, (clips_, negative_stream)) in enumerate(streams.items()):
                 audio, labs = build_stream(clips_, noises, config.stream, sr,
@@ -660,6 +671,8 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
             dets = replay_trigger(rec.times, rec.scores, bundle.labels, th, refractory)
             results[name] = score(dets, rec.labels, bundle.words, rec.duration, tolerance).summary()
             results[name]["minutes"] = round(rec.duration / 60, 2)
+            if name == "voices":
+                results[name]["per_voice"] = per_voice(rec, dets, bundle.words, tolerance)
         val_results = {}
         for name, rec in val.items():
             dets = replay_trigger(rec.times, rec.scores, bundle.labels, th, refractory)
@@ -716,16 +729,17 @@ def _embed(waves, frontend: FrontEnd, embedder, augmenter, rng, bar, spec: bool)
     return np.concatenate(out).astype(np.float32)
 
 
-def _streams(split, words, positives, user, others, sc_clips, speech_files, noises, config, plan,
+def _streams(split, words, positives, speakers, user, others, sc_clips, sc_real, speech_files, plan,
              seed, sr) -> dict:
-    """name -> (clips for build_stream, is negative): the held-apart words among other words;
-    the negative speech of ``split``; the held-apart recordings (testing only)."""
+    """name -> (clips for build_stream, is negative): the held-apart voices' words among other
+    words; the negative speech of ``split``; the held-apart recordings and people saying the
+    word in Speech Commands (testing only)."""
     rng = np.random.default_rng([seed, 7, len(split)])
     clips = []
     for w in words:
-        for wave in positives[w][split]:
+        for wave, speaker in zip(positives[w][split], speakers.get((w, split), [])):
             for _ in range(plan.stream_repeats):
-                clips.append((w, f"synthetic:{w}", wave))
+                clips.append((w, f"synthetic:{speaker}", wave))
     for text, wave in others:
         clips.append((text, f"synthetic:{text}", wave))
     for folder, wave in sc_clips:
@@ -739,7 +753,23 @@ def _streams(split, words, positives, user, others, sc_clips, speech_files, nois
         recs = [(w, path, wave) for w in words for path, wave in _split_recordings(user.get(w, []))[1]]
         if recs:
             streams["recordings"] = (recs, False)
+        if sc_real:
+            real = [(w, "speech_commands", wave) for w, wave in sc_real]
+            real += [(f, f"speech_commands:{f}", wave) for f, wave in sc_clips[:len(real)]]
+            streams["people"] = ([real[i] for i in rng.permutation(len(real))], False)
     return streams
+
+
+def per_voice(rec, detections, words, tolerance) -> dict:
+    """Hits per source of the word clips in a stream (``synthetic:<speaker>``, a file...)."""
+    out: dict[str, list[int]] = {}
+    for lab in rec.labels:
+        if lab.word in words:
+            hit = any(w == lab.word and lab.start < t <= lab.end + tolerance for t, w in detections)
+            counts = out.setdefault(lab.source.split(":")[-1], [0, 0])
+            counts[0] += hit
+            counts[1] += 1
+    return {k: {"hits": h, "said": n} for k, (h, n) in sorted(out.items())}
 
 
 def _write_report(out: Path, report: dict) -> None:
@@ -760,6 +790,9 @@ def format_report(r: dict) -> str:
             hits = f"{s['hits']}/{s['commands']} hits ({s['hit_rate']:.0%}), " if s["commands"] else ""
             lines.append(f"  {name:10s} {s['minutes']:5.1f} min: {hits}{s['false_alarms']} false alarms "
                          f"({s['fa_per_hour']:.1f} per hour of non-word audio)")
+            if s.get("per_voice"):
+                lines.append("    per voice: " + ", ".join(f"{v} {c['hits']}/{c['said']}"
+                                                         for v, c in s["per_voice"].items()))
     return "\n".join(lines)
 
 
@@ -772,6 +805,8 @@ def summary_line(report: dict) -> str:
     if "speech" in t:
         parts.append(f"{t['speech']['fa_per_hour']:.1f} false alarms/hour on {t['speech']['minutes']:.1f} min "
                      "of held-apart speech")
+    if "people" in t:
+        parts.append(f"people in Speech Commands {t['people']['hits']}/{t['people']['commands']} hits")
     if "recordings" in t:
         parts.append(f"held-apart recordings {t['recordings']['hits']}/{t['recordings']['commands']} hits")
     return "; ".join(parts)
