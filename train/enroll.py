@@ -188,10 +188,13 @@ class Progress:
                         bar_format="{desc:<28}{percentage:3.0f}%|{bar}| {elapsed} elapsed, "
                                    "about {remaining} left")
         self.current, self.done_in_stage = None, 0.0
+        self.seconds: dict[str, float] = {}  # measured time of each stage
+        self._started = time.monotonic()
 
     def stage(self, name: str) -> None:
         self.finish_stage()
         self.current, self.done_in_stage = name, 0.0
+        self._started = time.monotonic()
         self.bar.set_description_str(name)
 
     def advance(self, fraction: float) -> None:
@@ -204,6 +207,7 @@ class Progress:
     def finish_stage(self) -> None:
         if self.current is not None:
             self.advance(1.0)
+            self.seconds[self.current] = round(time.monotonic() - self._started, 1)
 
     def close(self) -> None:
         self.finish_stage()
@@ -385,6 +389,7 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
     finally:
         bar.close()
     report["seconds"] = round(time.monotonic() - started, 1)
+    report["stage_seconds"] = bar.seconds
     _write_report(Path(out), report)
     return report
 
@@ -781,6 +786,8 @@ def format_report(r: dict) -> str:
     lines = [f"enrolled {', '.join(r['words'])} -> {r['bundle']} in {r.get('seconds', 0):.0f} s "
              f"(budget {r['budget']}, engines {', '.join(r['engines'])})",
              "thresholds: " + ", ".join(f"{w} {t:g}" for w, t in r["thresholds"].items())]
+    if r.get("stage_seconds"):
+        lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["stage_seconds"].items()))
     held = r["enroll"]["held_apart_voices"]
     lines.append("held-apart voices: " + ", ".join(f"{s} ({v})" for s, v in sorted(held.items())))
     for title, block in (("testing (never used to choose anything)", r["testing"]),
