@@ -151,3 +151,13 @@ def test_near_words_are_near_but_not_the_word():
     assert "computer" not in near and all(sounds(w) != sounds("computer") for w in near)
     assert "komputer" not in near and len(near) >= 8
     assert {"hey", "kws"} <= set(near_words("hey kws"))
+
+
+@pytest.mark.parametrize("command", ["enroll", "record"])
+def test_help_without_tensorflow(command, capsys):
+    from kws.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: kws {command}")
