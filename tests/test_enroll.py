@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,13 @@ def test_help_without_tensorflow(command, capsys):
         main([command, "--help"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: kws {command}")
+
+
+def test_missing_training_extras_is_one_line(tmp_path):
+    code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
+            "from kws.cli import main\n"
+            f"sys.exit(main(['enroll', 'lights', '--out', {str(tmp_path / 'm')!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("kws: error: `kws enroll` needs the training extras (keras is "
+                                     "not installed): pip install -e '.[train]'")
