@@ -547,6 +547,8 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     keras.utils.set_random_seed(seed)
     base_bundle = load_bundle(base or config.model_path, config)
+    if base_bundle.path.resolve() == out.resolve():
+        raise KwsError(f"{out}: that is the base model; write the enrolled bundle elsewhere")
     if not (base_bundle.path / "model.keras").is_file():
         raise KwsError(f"{base_bundle.path}: the base bundle has no model.keras to start from")
     frontend = base_bundle.frontend()
