@@ -355,6 +355,8 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
     """Enroll ``words`` and write the bundle ``out``; returns the report."""
     started = time.monotonic()
     words = check_inputs(words, out, recordings, with_commands, data)
+    if Path(base or config.model_path).resolve() == Path(out).resolve():
+        raise KwsError(f"{out}: that is the base model; write the enrolled bundle elsewhere")
     if budget not in BUDGETS:
         raise KwsError(f"unknown budget {budget!r} (choose {', '.join(BUDGETS)})")
     plan = BUDGETS[budget]
@@ -547,8 +549,6 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     keras.utils.set_random_seed(seed)
     base_bundle = load_bundle(base or config.model_path, config)
-    if base_bundle.path.resolve() == out.resolve():
-        raise KwsError(f"{out}: that is the base model; write the enrolled bundle elsewhere")
     if not (base_bundle.path / "model.keras").is_file():
         raise KwsError(f"{base_bundle.path}: the base bundle has no model.keras to start from")
     frontend = base_bundle.frontend()
