@@ -12,8 +12,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMPS := .make
 APT_RUNTIME := python3-venv libportaudio2 libsndfile1
-# espeak-ng speaks the test words; PulseAudio is the virtual microphone of the e2e test.
-APT_TEST := $(APT_RUNTIME) espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins
+# espeak-ng speaks the test words; PulseAudio is the virtual microphone of the e2e test; tmux is
+# the real terminal of the live view's test.
+APT_TEST := $(APT_RUNTIME) espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins tmux
 
 .PHONY: listen test lint install-runtime install-test clean-env
 

@@ -1,0 +1,107 @@
+"""The live view (``kws.view``): in a real terminal (tmux), as a person sees it; plain lines
+when the output is not a terminal."""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kws.api import Spotter
+from kws.audio.files import write_wav
+from kws.view import bar, view
+
+DATA = Path(__file__).parent / "data"
+DRIVER = """
+import sys, kws
+from kws.audio.files import read_blocks
+from kws.view import view
+spotter = kws.Spotter(model=sys.argv[1], config=sys.argv[2], thresholds=0.6)
+rate, _, blocks = read_blocks(sys.argv[3], 10)
+view(spotter.replay(blocks, rate, realtime=True), refresh_per_second=8)
+print("VIEW DONE", flush=True)
+import time; time.sleep(60)
+"""
+
+
+def first_words(spoken, tmp_path: Path, count: int = 2) -> tuple[Path, list[str]]:
+    audio, labels, _ = spoken
+    end = int((labels[count - 1][2] + 1.2) * 16000)
+    path = tmp_path / "first.wav"
+    write_wav(path, audio[:end], 16000)
+    return path, [word for word, _, _ in labels[:count]]
+
+
+class Tmux:
+    def __init__(self, name: str):
+        self.socket = name
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
+                              check=True).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "view")
+
+
+@pytest.fixture
+def tmux():
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux not installed (apt-get install tmux)")
+    t = Tmux(f"kws-test-{os.getpid()}")
+    yield t
+    subprocess.run(["tmux", "-L", t.socket, "kill-server"], capture_output=True)
+
+
+@pytest.mark.slow
+def test_view_in_a_real_terminal(spoken, tmux, tmp_path):
+    wav, words = first_words(spoken, tmp_path)
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    command = " ".join(shlex.quote(str(a)) for a in [sys.executable, script, DATA / "tiny_bundle",
+                                                     DATA / "tiny.yaml", wav])
+    tmux("new-session", "-d", "-s", "view", "-x", "100", "-y", "30",
+         f"env TERM=xterm-256color {command}")
+    screens, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:
+        screen = tmux.screen()
+        screens.append(screen)
+        if "VIEW DONE" in screen:
+            break
+        time.sleep(0.25)
+    final = screens[-1]
+    assert "VIEW DONE" in final, final
+    # Drawn while the file played, redrawn in place: the view changed over time, on one screen.
+    drawing = [s for s in screens if "level" in s]
+    assert len({s for s in drawing}) >= 4, drawing[-1]
+    assert all(s.count("last detections") == 1 for s in drawing)
+    lines = final.splitlines()
+    header = next(line for line in lines if "level" in line)
+    assert "dBFS" in header or "silence" in header
+    for word in ("yes", "no", "up", "stop"):  # a bar per word, its threshold marked and printed
+        row = next(line for line in lines if line.split()[:1] == [word])
+        assert "|" in row and row.rstrip().endswith("0.60"), row
+    last = next(line for line in lines if line.startswith("last detections:"))
+    assert [part.split()[0] for part in last.split(":", 1)[1].split(",")][::-1] == words, last
+    assert "\x1b" not in final  # what a person sees, no stray escape codes
+
+
+def test_plain_lines_when_not_a_terminal(spoken, tmp_path):
+    spotter = Spotter(model=DATA / "tiny_bundle", config=DATA / "tiny.yaml", thresholds=0.6)
+    out = io.StringIO()
+    state = view([spotter.feed(spoken[0])], out=out)
+    lines = out.getvalue().splitlines()
+    assert [line.split()[1] for line in lines if "near miss" not in line] == [w for w, _, _ in spoken[1]]
+    assert state.count == len(spoken[1]) and "\x1b" not in out.getvalue()
+
+
+def test_bar():
+    assert bar(0.5, 0.75, width=8) == "████·|··"  # filled up to the | = at the threshold
+    assert bar(1.2, width=4) == "████" and bar(-1, width=4) == "····"
