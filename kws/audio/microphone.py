@@ -189,9 +189,11 @@ class Microphone:
         self._portaudio_error = sd.PortAudioError
         self.closed_cleanly = True  # False when close() gave up waiting for PortAudio
         try:
-            self._stream = with_timeout("opening the device", lambda: sd.InputStream(
+            # On the caller's thread (see ``start``); a stalled server was caught by the bounded
+            # device lookup before this.
+            self._stream = sd.InputStream(
                 samplerate=rate, blocksize=block_samples, device=device.index, channels=1,
-                dtype="float32", callback=self._callback, finished_callback=self._finished.set))
+                dtype="float32", callback=self._callback, finished_callback=self._finished.set)
         except (sd.PortAudioError, ValueError) as err:
             raise self._error("open", err) from None
 
@@ -213,7 +215,9 @@ class Microphone:
 
     def start(self) -> None:
         try:
-            with_timeout("starting the stream", self._stream.start)
+            # On the caller's thread: PortAudio's ALSA stream started from a thread that then
+            # ends does not always notice the server going away.
+            self._stream.start()
         except self._portaudio_error as err:
             raise self._error("start", err) from None
 
