@@ -13,6 +13,7 @@ import pytest
 import kws
 from kws.api import NearMisses, Spotter, as_float32
 from kws.errors import KwsError
+from pulse import virtual_mic  # noqa: F401 (a fixture)
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -124,3 +125,38 @@ def test_input_checks():
         as_float32(np.zeros((10, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="float32 or int16"):
         as_float32(np.zeros(10, dtype=np.int32))
+
+
+LISTEN_DRIVER = """
+import sys, kws
+spotter = kws.Spotter(model=sys.argv[1], config=sys.argv[2], thresholds=0.6)
+print("listening", flush=True)
+for d in spotter.listen(duration=float(sys.argv[3])):
+    print(d.word, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_listen_yields_words_played_into_the_microphone(virtual_mic, tiny_bundle, spoken, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from kws.audio.files import write_wav
+
+    audio, labels, _ = spoken
+    labels = labels[:3]
+    wav = tmp_path / "three.wav"
+    write_wav(wav, audio[:round((labels[-1][2] + 1.2) * 16000)], 16000)
+    proc = subprocess.Popen([sys.executable, "-c", LISTEN_DRIVER, str(tiny_bundle),
+                             str(tiny_bundle.parent / "tiny.yaml"), str(labels[-1][2] + 5)],
+                            env=virtual_mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "listening"
+        time.sleep(1.0)  # the stream opens on the first iteration
+        virtual_mic.play(wav)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.split() == [word for word, _, _ in labels], err
