@@ -256,7 +256,8 @@ class Spotter:
 def _poll(spotter: Spotter, microphone, level: RingBuffer, duration: float | None) -> Iterator[Update]:
     """The microphone loop of ``kws.live.listen`` without its output: wait, drain, report.
 
-    (To move into ``kws.live`` as the loop ``listen`` itself iterates: see docs/architecture.md.)
+    (Meant to move into ``kws.live`` as the generator that ``kws.live.listen`` itself iterates,
+    so that one loop serves both; issue 13, phase 2.)
     """
     from kws.audio.microphone import MicrophoneError
     from kws.live import LossWatch
