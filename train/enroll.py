@@ -414,7 +414,7 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
             raise KwsError(f"{w!r}: the speech engines could not say it ({len(clips)} of "
                            f"{len(all_voices)} voices gave a clip of 0.1-1 s)")
         by_split: dict[str, list[np.ndarray]] = {"training": [], "validation": [], "testing": []}
-        for clip in clips:
+        for clip in sorted(clips, key=lambda c: c.path.name):
             wave = read_audio(clip.path, sr)
             by_split[split_of(clip.voice, held)].append(wave)
             speakers.setdefault((w, split_of(clip.voice, held)), []).append(clip.voice.speaker)
@@ -505,8 +505,14 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
     pos_count = 0
     for w in words:
         label = index[w]
-        for wave in positives[w]["training"]:
-            for _ in range(plan.copies):
+        # Every engine gets the same share of the positives: espeak's 12 robotic base voices
+        # would otherwise outweigh pico's two natural ones six to one.
+        engines_of = [s_.split("_")[0] for s_ in speakers[(w, "training")]]
+        per_engine_clips = {e: engines_of.count(e) for e in set(engines_of)}
+        share = len(engines_of) / len(per_engine_clips)
+        for wave, engine in zip(positives[w]["training"], engines_of):
+            copies = max(2, round(plan.copies * share / per_engine_clips[engine]))
+            for _ in range(copies):
                 examples.add(_positive(wave, augmenter, rng, sr, length), label)
                 pos_count += 1
         train_recs = _split_recordings(user.get(w, []))[0]
@@ -661,11 +667,12 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
 
         val = recordings_of("validation")
         thresholds, chosen_score = choose(list(val.values()), bundle, config)
+        hardest = {w: hardest_negatives(list(val.values()), bundle.labels, w, tolerance) for w in words}
         rewrite_metadata(bundle, thresholds=thresholds, threshold_selection={
             "rule": "each word's lowest level with no error on the validation streams "
                     "(held-apart voices, other words, validation split of the negative speech)",
             "streams": {name: round(rec.duration / 60, 2) for name, rec in val.items()},
-            **chosen_score})
+            "hardest_negatives": hardest, **chosen_score})
         bundle = load_bundle(out, config)
 
         bar.stage("testing")
@@ -691,6 +698,7 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
         import shutil
         shutil.rmtree(stream_dir, ignore_errors=True)
     return {"bundle": str(out), "words": words, "labels": labels, "thresholds": thresholds,
+            "hardest_negatives": hardest,
             "budget": budget_name, "engines": engines, "training": training, "enroll": enroll_meta,
             "testing": results, "testing_total": total.summary(), "validation": val_results}
 
@@ -767,6 +775,25 @@ def _streams(split, words, positives, speakers, user, others, sc_clips, sc_real,
     return streams
 
 
+def hardest_negatives(recordings, labels: list[str], word: str, tolerance: float, top: int = 3) -> list:
+    """The ``top`` highest smoothed scores of ``word`` away from its own utterances, each with
+    the label (other word, speech file) it came on: what set the word's threshold."""
+    column = labels.index(word)
+    found = []
+    for rec in recordings:
+        mine = [(lab.start, lab.end + tolerance) for lab in rec.labels if lab.word == word]
+        for lab in rec.labels:
+            if lab.word == word:
+                continue
+            at = (rec.times > lab.start) & (rec.times <= lab.end + tolerance)
+            for a, b in mine:
+                at &= ~((rec.times > a) & (rec.times <= b))
+            if at.any():
+                found.append((float(rec.scores[at, column].max()), lab.word, lab.source))
+    found.sort(reverse=True)
+    return [{"score": round(sc, 4), "text": text, "source": src} for sc, text, src in found[:top]]
+
+
 def per_voice(rec, detections, words, tolerance) -> dict:
     """Hits per source of the word clips in a stream (``synthetic:<speaker>``, a file...)."""
     out: dict[str, list[int]] = {}
@@ -790,6 +817,10 @@ def format_report(r: dict) -> str:
              "thresholds: " + ", ".join(f"{w} {t:g}" for w, t in r["thresholds"].items())]
     if r.get("stage_seconds"):
         lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["stage_seconds"].items()))
+    hardest = r.get("hardest_negatives") or {}
+    for w, rows in hardest.items():
+        lines.append(f"closest negatives of {w!r} (set its threshold): "
+                     + ", ".join(f"{x['text']} {x['score']:.3f}" for x in rows))
     held = r["enroll"]["held_apart_voices"]
     lines.append("held-apart voices: " + ", ".join(f"{s} ({v})" for s, v in sorted(held.items())))
     for title, block in (("testing (never used to choose anything)", r["testing"]),
