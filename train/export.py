@@ -24,6 +24,7 @@ from kws.bundle import bundle_writer, write_metadata
 from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.inference import Classifier
+from kws_train.fit import is_chief, predict, task_name
 
 # Largest |LiteRT - Keras| posterior difference accepted for the float model.
 FLOAT_TOLERANCE = 1e-3
@@ -90,7 +91,7 @@ def litert_posteriors(path: Path, windows: np.ndarray) -> np.ndarray:
 def check_against_keras(model: keras.Model, path: Path, windows: np.ndarray,
                         tolerance: float = FLOAT_TOLERANCE) -> float:
     """Largest posterior difference between LiteRT and Keras; an error beyond ``tolerance``."""
-    expected = model.predict(windows, batch_size=256, verbose=0)
+    expected = predict(model, windows, batch_size=256)
     got = litert_posteriors(path, windows)
     diff = float(np.max(np.abs(got - expected))) if np.isfinite(got).all() else float("inf")
     if diff > tolerance:
@@ -115,7 +116,23 @@ def latency_ms(path: Path, window: np.ndarray, runs: int = 200) -> float:
 def write_bundle(out: str | Path, model: keras.Model, litert: dict[str, Path], frontend: FrontEnd,
                  labels: list[str], clip_seconds: float, thresholds: dict[str, float],
                  reports: list[Path], **metadata) -> Path:
-    """Write the bundle atomically: LiteRT models, the Keras model, metadata and reports."""
+    """Write the bundle atomically: LiteRT models, the Keras model, metadata and reports.
+
+    In a cluster (``TF_CONFIG``) only the chief writes ``out``; the other tasks write theirs
+    to a temporary directory, removed at once, so exactly one bundle comes out of a run.
+    """
+    if not is_chief():
+        with tempfile.TemporaryDirectory(prefix=f"kws-{task_name()}-") as scratch:
+            _write_bundle(Path(scratch) / Path(out).name, model, litert, frontend, labels, clip_seconds,
+                          thresholds, reports, **metadata)
+        print(f"{task_name()}: not the chief, the bundle is written by the chief only", flush=True)
+        return Path(out)
+    return _write_bundle(out, model, litert, frontend, labels, clip_seconds, thresholds, reports, **metadata)
+
+
+def _write_bundle(out: str | Path, model: keras.Model, litert: dict[str, Path], frontend: FrontEnd,
+                  labels: list[str], clip_seconds: float, thresholds: dict[str, float],
+                  reports: list[Path], **metadata) -> Path:
     with bundle_writer(out) as staging:
         for name, path in litert.items():
             shutil.copyfile(path, staging / name)

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from kws.errors import KwsError
 from kws.eval.metrics import score
 
 
@@ -42,10 +43,76 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
+def cluster() -> dict | None:
+    """``TF_CONFIG``'s cluster and this task, when it names more than one task; else None.
+
+    ``TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type":
+    "worker", "index": 0}}'``: the same ``kws train`` command on every machine, each with its
+    own ``task``.
+    """
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        tasks = sum(len(hosts) for hosts in config["cluster"].values())
+        task = {"type": config["task"]["type"], "index": int(config["task"].get("index", 0))}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise KwsError(f"TF_CONFIG: not a cluster description ({type(err).__name__}: {err}); see "
+                       "train/README.md, 'Several devices, several machines'") from None
+    return {"cluster": config["cluster"], "task": task, "tasks": tasks} if tasks > 1 else None
+
+
+def is_chief() -> bool:
+    """Whether this process writes the results: always, unless ``TF_CONFIG`` names a cluster;
+    then the ``chief`` task, or worker 0 of a cluster without one."""
+    found = cluster()
+    if found is None:
+        return True
+    task = found["task"]
+    if "chief" in found["cluster"]:
+        return task["type"] == "chief"
+    return task["type"] == "worker" and task["index"] == 0
+
+
+def task_name() -> str:
+    """``worker1`` and the like: how a non-chief task names the places it writes to."""
+    task = cluster()["task"]
+    return f"{task['type']}{task['index']}"
+
+
+_STRATEGY: tf.distribute.Strategy | None = None
+
+
 def strategy() -> tf.distribute.Strategy:
-    """Mirror over several visible GPUs; otherwise the default (one device)."""
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    """``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names a cluster (several machines);
+    ``MirroredStrategy`` over several visible GPUs (one machine); else the default strategy.
+
+    TensorFlow allows collective ops only when they are set up before anything else runs, so
+    in a cluster the strategy is made when this module is imported (below), and thread counts
+    come from ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` rather than ``--threads``.
+    """
+    global _STRATEGY
+    if _STRATEGY is None:
+        if cluster() is not None:
+            _STRATEGY = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            gpus = tf.config.list_logical_devices("GPU")
+            _STRATEGY = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    return _STRATEGY
+
+
+if cluster() is not None:
+    strategy()
+
+
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """``model``'s outputs for ``x``, on this process alone (``model.predict`` under a
+    multi-worker strategy would give each worker only its shard of ``x``)."""
+    if not len(x):
+        return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
+    return np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
+                           for i in range(0, len(x), batch_size)])
 
 
 def compile_model(model: keras.Model, learning_rate: float, warmup_steps: int, total_steps: int) -> None:
@@ -64,7 +131,9 @@ class Workdir:
     """The files of a run in progress (see the module docstring)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        # In a cluster only the chief writes where it is told; every other task keeps its own
+        # run (it must resume as the chief does) beside it, as <workdir>.worker1 and so on.
+        self.path = Path(path) if is_chief() else Path(f"{path}.{task_name()}")
         self.last = self.path / "last.keras"
         self.best = self.path / "best.weights.h5"
         self.state_file = self.path / "state.json"
@@ -119,7 +188,7 @@ class Validate(keras.callbacks.Callback):
         self.started = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        probs = self.model.predict(self.val_x, batch_size=512, verbose=0)
+        probs = predict(self.model, self.val_x)
         metrics = score(self.val_y, probs.argmax(1), self.labels)
         picked = probs[np.arange(len(self.val_y)), self.val_y]
         logs["val_loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-7))))
@@ -155,6 +224,8 @@ def fit(model: keras.Model, data: tf.data.Dataset, steps: int, epochs: int, work
         state: dict, keep: str = "best") -> dict:
     """Train from ``state['epoch']`` to ``epochs``; leave the best (or last) weights in ``model``."""
     if state["epoch"] < epochs and not state["stopped"]:
+        if cluster() is not None:
+            _multi_worker_keras(model)
         callbacks = [Progress(steps, epochs),
                      Validate(workdir, val_x, val_y, labels, patience, state), *_tensorboard(workdir.logs)]
         model.fit(data, epochs=epochs, initial_epoch=state["epoch"], steps_per_epoch=steps,
@@ -162,6 +233,40 @@ def fit(model: keras.Model, data: tf.data.Dataset, steps: int, epochs: int, work
     if keep == "best":  # else the model holds the last epoch's weights already
         model.load_weights(workdir.best)
     return state
+
+
+def _multi_worker_keras(model: keras.Model) -> None:
+    """Work around Keras 3's fit under ``MultiWorkerMirroredStrategy`` (3.15, TensorFlow 2.21):
+    it all-reduces a whole ``(x, y)`` batch as one value before the first step, and scalar
+    logs (the loss) along an axis they do not have. Both become per-value means across the
+    replicas, which is what Keras means to compute; other strategies are left alone."""
+    from keras.src.backend.tensorflow import trainer
+
+    dist = strategy()
+
+    def mean(values):
+        return tf.nest.map_structure(lambda v: dist.reduce("MEAN", v, axis=None), values)
+
+    if not getattr(trainer.reduce_per_replica, "kws_multi_worker", False):
+        original = trainer.reduce_per_replica
+
+        def reduce_per_replica(values, strategy, reduction="auto"):
+            if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+                return mean(values)
+            return original(values, strategy, reduction)
+
+        reduce_per_replica.kws_multi_worker = True
+        trainer.reduce_per_replica = reduce_per_replica
+
+    def symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = mean(next(it))
+                break
+        with dist.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = symbolic_build
 
 
 def _tensorboard(logdir: Path) -> list:
