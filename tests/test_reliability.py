@@ -511,3 +511,15 @@ def test_mp3_decoder_warnings_stay_off_stderr(tmp_path, tiny_bundle):
     result = run_kws("replay", str(bad), "--model", str(tiny_bundle), check=False)
     assert "mpg123" not in result.stderr and "resync" not in result.stderr, result.stderr
     assert result.returncode == 0
+
+
+def test_rewrite_metadata_swaps_the_bundle_in_one_step(tmp_path):
+    from kws.bundle import rewrite_metadata
+
+    out = tmp_path / "m"
+    with bundle_writer(out) as staging:
+        write_bundle_dir(staging, "v1")
+    rewrite_metadata(load_bundle(out), marker="v2", thresholds={"no": 0.9})
+    bundle = load_bundle(out)
+    assert bundle.metadata["marker"] == "v2" and bundle.thresholds == {"no": 0.9}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
