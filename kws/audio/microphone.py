@@ -54,14 +54,17 @@ def with_timeout(what: str, call: Callable[[], T], timeout: float | None = None)
         stderr = None
     thread = threading.Thread(target=target, name=f"kws-audio-{what}", daemon=True)
     thread.start()
-    thread.join(timeout)
-    alive = thread.is_alive()
-    if stderr is not None:
+    try:
+        thread.join(timeout)
+    finally:  # also on Ctrl-C while waiting: the call is left behind all the same
+        alive = thread.is_alive()
         if alive:
-            os.dup2(stderr, 2)
-        os.close(stderr)
+            abandoned.set()
+        if stderr is not None:
+            if alive:
+                os.dup2(stderr, 2)
+            os.close(stderr)
     if alive:
-        abandoned.set()
         raise MicrophoneError(f"the audio system did not answer within {timeout:g} s ({what}); "
                               "is the audio server (PulseAudio, PipeWire) stalled?")
     if error:
