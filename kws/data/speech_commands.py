@@ -228,13 +228,21 @@ def check_training_classes(root: str | Path, config) -> dict[str, int]:
             break
         else:
             unreadable.append(f"{label} ({len(paths)})")
-    words = [label for label in readable if label != UNKNOWN]
-    broken = f"; every clip of {', '.join(unreadable)} is unreadable" if unreadable else ""
-    if not words:
-        raise KwsError(f"{root}: no readable training clips of any word "
-                       f"({', '.join(config.words)}){broken}")
-    if len(readable) < 2:
-        raise KwsError(f"{root}: training needs clips of at least two classes, found only "
-                       f"{', '.join(readable)}{broken} (add clips of other words, or of "
-                       "unknown words in folders of their own)")
+    require_classes(readable, config.words, root, unreadable)
     return {label: len(paths) for label, paths in by_label.items()}
+
+
+def require_classes(present: list[str], words: list[str], root: str | Path,
+                    unreadable: list[str] = ()) -> None:
+    """Raise ``KwsError`` unless ``present`` (labels that have readable training clips) holds a
+    word and at least two classes (silence, made from noise, does not count). For
+    ``kws_train.main`` after decoding: ``require_classes([labels[t] for t in set(targets)], ...)``.
+    """
+    present = [label for label in dict.fromkeys(present) if label != SILENCE]
+    broken = f"; every clip of {', '.join(unreadable)} is unreadable" if unreadable else ""
+    if not [label for label in present if label != UNKNOWN]:
+        raise KwsError(f"{root}: no readable training clips of any word ({', '.join(words)}){broken}")
+    if len(present) < 2:
+        raise KwsError(f"{root}: training needs clips of at least two classes, found only "
+                       f"{', '.join(present)}{broken} (add clips of other words, or of unknown "
+                       "words in folders of their own)")
