@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +67,9 @@ class Budget:
     speech_windows: int = 3000            # one-second windows of negative running speech
     partial_fraction: float = 0.5         # head/tail-of-word clips per positive example
     silence_fraction: float = 0.1         # of all examples
-    epochs: int = 40
+    epochs: int = 40                      # of the head alone, on fixed embeddings
+    tune_epochs: int = 0                  # then of the last block of each member and the head
+    tune_rate: float = 1e-4
     stream_other_words: int = 120         # other-word clips in each validation/testing stream
     stream_repeats: int = 2               # each held-apart positive clip said this often
 
@@ -267,8 +269,10 @@ def read_recordings(folder: str | Path, word: str, single: bool, sample_rate: in
 # --------------------------------------------------------------------------- the model
 
 def backbone(model):
-    """Frozen sub-models mapping features to the pooled embedding of ``model``: the input of
-    each ``posteriors`` Dense layer (one per ensemble member)."""
+    """``(prefix, suffix)`` per ensemble member: ``prefix`` maps features to the input of the
+    member's last block (its last stride-2 convolutions), ``suffix`` that block up to the
+    pooled embedding (the input of its ``posteriors`` Dense layer). Both frozen; the suffix
+    may be fine-tuned (``Budget.tune_epochs``)."""
     import keras
 
     found = []
@@ -278,34 +282,64 @@ def backbone(model):
             if isinstance(layer, keras.Model):
                 visit(layer)
             elif layer.name == "posteriors" and isinstance(layer, keras.layers.Dense):
-                found.append(keras.Model(m.inputs, layer.input, name=f"backbone{len(found)}"))
+                strided = [c for c in m.layers if isinstance(c, keras.layers.Conv1D) and c.strides[0] > 1]
+                i = len(found)
+                if strided:
+                    cut = strided[-1].input
+                    pair = (keras.Model(m.inputs, cut, name=f"prefix{i}"),
+                            keras.Model(cut, layer.input, name=f"suffix{i}"))
+                else:  # not a TC-ResNet: the whole body is the prefix
+                    pair = (keras.Model(m.inputs, layer.input, name=f"prefix{i}"), None)
+                found.append(pair)
 
     visit(model)
     if not found:
         raise KwsError("the base model has no Dense layer named 'posteriors' to start from")
-    for b in found:
-        b.trainable = False
+    for prefix, suffix in found:
+        prefix.trainable = False
+        if suffix is not None:
+            suffix.trainable = False
     return found
 
 
-def build_model(backbones, frames: int, dim: int, classes: int, hidden: int = 128):
-    """Backbone(s) + head; the head alone (same layers) for training on embeddings."""
+@dataclass
+class Enrolled:
+    """The Keras models of an enrollment; all share the same layers (weights)."""
+
+    full: object      # features -> posteriors: what is exported
+    prefix: object    # features -> activations at the last blocks' input (a list)
+    suffix: object    # those activations -> embedding
+    head: object      # embedding -> posteriors
+    tune: object      # activations -> posteriors (fine-tuning the last blocks and the head)
+
+
+def build_model(pairs, frames: int, dim: int, classes: int, hidden: int = 128) -> Enrolled:
+    """Backbone + a new head (Dense ``hidden`` ReLU, dropout, Dense softmax ``posteriors``)."""
     import keras
 
-    inputs = keras.Input(shape=(frames, dim), name="features")
-    embs = [b(inputs, training=False) for b in backbones]
-    emb = embs[0] if len(embs) == 1 else keras.layers.Concatenate(name="embedding")(embs)
     hidden_layer = keras.layers.Dense(hidden, activation="relu", name="head_hidden")
     drop = keras.layers.Dropout(0.3, name="head_dropout")
     out_layer = keras.layers.Dense(classes, activation="softmax", name="posteriors")
+    concat = keras.layers.Concatenate(name="embedding") if len(pairs) > 1 else None
+
+    def tail(acts):
+        embs = [suffix(a, training=False) if suffix is not None else a
+                for a, (_, suffix) in zip(acts, pairs)]
+        return concat(embs) if concat is not None else embs[0]
+
+    inputs = keras.Input(shape=(frames, dim), name="features")
+    acts = [prefix(inputs, training=False) for prefix, _ in pairs]
+    emb = tail(acts)
     full = keras.Model(inputs, out_layer(drop(hidden_layer(emb))), name="enrolled")
+    prefix_model = keras.Model(inputs, acts, name="prefixes")
+    act_inputs = [keras.Input(shape=a.shape[1:], name=f"activations{i}") for i, a in enumerate(acts)]
+    act_emb = tail(act_inputs)
+    suffix_model = keras.Model(act_inputs, act_emb, name="suffixes")
     emb_in = keras.Input(shape=(emb.shape[-1],), name="embedding_in")
     head = keras.Model(emb_in, out_layer(drop(hidden_layer(emb_in))), name="head")
-    embedder = keras.Model(inputs, emb, name="embedder")
-    return full, head, embedder
+    tune = keras.Model(act_inputs, out_layer(drop(hidden_layer(act_emb))), name="tune")
+    return Enrolled(full, prefix_model, suffix_model, head, tune)
 
-
-# --------------------------------------------------------------------------- enrollment
 
 @dataclass
 class Examples:
@@ -351,7 +385,8 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
            with_commands: bool = False, data: str | Path | None = None,
            negatives: str | Path | None = None, engines: list[str] | None = None,
            budget: str = "normal", seed: int = 0, cache: str | Path | None = None,
-           base: str | Path | None = None, progress: bool = True, threads: int = 0) -> dict:
+           base: str | Path | None = None, progress: bool = True, threads: int = 0,
+           tune_epochs: int | None = None) -> dict:
     """Enroll ``words`` and write the bundle ``out``; returns the report."""
     started = time.monotonic()
     words = check_inputs(words, out, recordings, with_commands, data)
@@ -360,6 +395,10 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
     if budget not in BUDGETS:
         raise KwsError(f"unknown budget {budget!r} (choose {', '.join(BUDGETS)})")
     plan = BUDGETS[budget]
+    if tune_epochs is not None:
+        if not 0 <= tune_epochs <= 100:
+            raise KwsError("--tune-epochs must be between 0 and 100")
+        plan = replace(plan, tune_epochs=tune_epochs)
     sr, length = config.audio.sample_rate, config.audio.clip_samples
     data = Path(data) if data is not None and Path(data).is_dir() else None
     negatives = Path(negatives) if negatives is not None and Path(negatives).is_dir() else None
@@ -383,6 +422,7 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
     stages = {"synthesizing the words": 0.15 * len(words) * len(all_voices),
               "synthesizing other words": 40.0, "loading negatives": 10.0,
               "loading the base model": 12.0, "computing embeddings": 0.0, "training the head": 15.0,
+              "fine-tuning the last block": 0.0,
               "exporting": 60.0, "choosing thresholds": 40.0, "testing": 25.0}
     bar = Progress(stages, progress)
     try:
@@ -560,13 +600,16 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
     frontend = base_bundle.frontend()
     base_model = keras.models.load_model(base_bundle.path / "model.keras", compile=False)
     frames = frontend.num_frames(length)
-    full, head, embedder = build_model(backbone(base_model), frames, frontend.dim, len(labels))
+    pairs = backbone(base_model)
+    model = build_model(pairs, frames, frontend.dim, len(labels))
+    full, head = model.full, model.head
 
     bar.stage("computing embeddings")
     n = len(examples.labels)
     bar.stages["computing embeddings"] = 0.0012 * n
+    bar.stages["fine-tuning the last block"] = 0.002 * n * plan.tune_epochs
     bar.bar.total = sum(bar.stages.values())
-    x_train = _embed(examples.waves, frontend, embedder, augmenter, rng, bar, spec=True)
+    a_train = _activations(examples.waves, frontend, model.prefix, augmenter, rng, bar, spec=True)
     y_train = np.array(examples.labels, np.int32)
     del examples
     # validation clips: held-apart voices' words, other words, silence
@@ -581,8 +624,10 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
     for _ in range(max(10, len(val_waves) // 10)):
         val_waves.append(augmenter.silence(length, rng))
         val_y.append(silence_label)
-    x_val = _embed(val_waves, frontend, embedder, None, rng, None, spec=False)
+    a_val = _activations(val_waves, frontend, model.prefix, None, rng, None, spec=False)
     y_val = np.array(val_y, np.int32)
+    x_train = model.suffix.predict(a_train, batch_size=512, verbose=0)
+    x_val = model.suffix.predict(a_val, batch_size=512, verbose=0)
 
     # ---- the head
     bar.stage("training the head")
@@ -597,7 +642,22 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
 
     history = head.fit(x_train, y_train, batch_size=128, epochs=epochs, verbose=0, class_weight=weights,
                        validation_data=(x_val, y_val), callbacks=[Tick()], shuffle=True)
-    val_pred = head.predict(x_val, batch_size=512, verbose=0).argmax(1)
+    tuned = plan.tune_epochs if all(suffix is not None for _, suffix in pairs) else 0
+    if tuned:
+        # Then the last block of every member too, slowly, with the head that now fits it.
+        bar.stage("fine-tuning the last block")
+        for _, suffix in pairs:
+            suffix.trainable = True
+        model.tune.compile(optimizer=keras.optimizers.Adam(plan.tune_rate),
+                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        epochs = tuned
+        tune_history = model.tune.fit(a_train, y_train, batch_size=64, epochs=tuned, verbose=0,
+                                      class_weight=weights, validation_data=(a_val, y_val),
+                                      callbacks=[Tick()], shuffle=True)
+        history.history["loss"] += tune_history.history["loss"]
+        for _, suffix in pairs:
+            suffix.trainable = False
+    val_pred = model.tune.predict(a_val, batch_size=512, verbose=0).argmax(1)
     recall = {labels[c]: float((val_pred[y_val == c] == c).mean()) for c in np.unique(y_val)}
 
     # ---- export and write the bundle
@@ -624,7 +684,8 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
         training = {"arch": "enrolled head on " + str(base_bundle.metadata.get("arch", "?")),
                     "base": str(base_bundle.path), "budget": budget_name, "seed": seed,
                     "parameters": int(full.count_params()), "head_parameters": int(head.count_params()),
-                    "epochs": epochs, "examples": {labels[i]: int(c) for i, c in enumerate(counts)},
+                    "epochs": plan.epochs, "tune_epochs": tuned,
+                    "examples": {labels[i]: int(c) for i, c in enumerate(counts)},
                     "final_loss": float(history.history["loss"][-1]),
                     "validation_clip_recall": recall, "litert_vs_keras_max_diff": max_diff}
         enroll_meta = {"words": words, "with_commands": with_commands, "engines": engines,
@@ -728,9 +789,10 @@ def _split_recordings(recs):
     return [r for i, r in enumerate(recs) if i % 5 != 4], held
 
 
-def _embed(waves, frontend: FrontEnd, embedder, augmenter, rng, bar, spec: bool) -> np.ndarray:
+def _activations(waves, frontend: FrontEnd, prefix, augmenter, rng, bar, spec: bool) -> list[np.ndarray]:
+    """The prefix model's outputs (one array per member) for ``waves``, in batches."""
     frames = frontend.num_frames(len(waves[0]))
-    out = []
+    out: list[list[np.ndarray]] = []
     batch = 512
     for start in range(0, len(waves), batch):
         chunk = waves[start:start + batch]
@@ -738,10 +800,11 @@ def _embed(waves, frontend: FrontEnd, embedder, augmenter, rng, bar, spec: bool)
         for i, w in enumerate(chunk):
             f = frontend.compute(w)
             x[i] = augmenter.spectrogram(f, rng) if spec and augmenter is not None and rng.random() < 0.5 else f
-        out.append(embedder.predict(x, batch_size=batch, verbose=0))
+        got = prefix.predict(x, batch_size=batch, verbose=0)
+        out.append(got if isinstance(got, list) else [got])
         if bar is not None:
             bar.advance((start + len(chunk)) / len(waves))
-    return np.concatenate(out).astype(np.float32)
+    return [np.concatenate([o[k] for o in out]).astype(np.float32) for k in range(len(out[0]))]
 
 
 def _streams(split, words, positives, speakers, user, others, sc_clips, sc_real, speech_files, plan,

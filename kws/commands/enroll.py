@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speech engines, comma-separated (default: pico,festival,flite,espeak)")
     parser.add_argument("--budget", choices=["normal", "tiny"], default="normal",
                         help="normal (a few minutes) or tiny (seconds: a first look, tests)")
+    parser.add_argument("--tune-epochs", type=int, metavar="N",
+                        help="epochs fine-tuning the base model's last block with the head "
+                             "(default: the budget's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--base", metavar="DIR",
                         help="bundle whose trained layers are reused (default: detector.model)")
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     report = enroll(config, args.words, args.out, recordings=args.recordings,
                     with_commands=args.with_commands, data=data, negatives=negatives,
                     engines=engines, budget=args.budget, seed=args.seed, cache=args.cache,
-                    base=args.base, progress=not args.no_progress, threads=args.threads)
+                    base=args.base, progress=not args.no_progress, threads=args.threads,
+                    tune_epochs=args.tune_epochs)
     print(format_report(report))
     print(f"kws: {summary_line(report)}")
     print(f"kws: try it: kws listen --model {args.out}")
