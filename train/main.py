@@ -18,7 +18,7 @@ from kws.units import ms_to_samples
 from kws_train import export
 from kws_train.augment import Augmenter, silence_clips
 from kws.data.speech_commands import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
-                           load_audio_files, load_noise)
+                           load_audio_files, load_noise, require_classes)
 from kws.eval.clips import EvalData, evaluation_audio
 from kws_train.fit import Workdir, compile_model, fit, new_state, strategy
 from kws.eval.metrics import score, table
@@ -46,6 +46,7 @@ def _training_audio(config: Config, data: Path):
     audio = load_audio(clips, config.audio.sample_rate, config.audio.clip_samples, "training clips")
     if not len(audio.targets):
         raise KwsError(f"{data}: none of the {len(clips.paths)} training clips could be read")
+    require_classes([clips.labels[t] for t in np.unique(audio.targets)], config.words, data)
     counts = np.bincount(audio.targets, minlength=len(clips.labels))
     summary = {"clips": int(len(audio.targets)),
                "per_class": {label: int(n) for label, n in zip(clips.labels, counts)},

@@ -13,7 +13,7 @@ import argparse
 import math
 from pathlib import Path
 
-from kws.cli import add_model_argument, json_line
+from kws.cli import add_model_argument, check_output_path, json_line
 from kws.cli import add_detector_arguments, detector_setup
 from kws.config import Config
 from kws.errors import KwsError
@@ -46,9 +46,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.labels and len(args.labels) != len(args.wav):
         raise KwsError(f"{len(args.labels)} --labels for {len(args.wav)} --wav: give one per stream "
                        "or none (the .csv beside each WAV)")
-    plot = Path(args.plot) if args.plot else Path(args.wav[0]).with_suffix(".tradeoff.png")
-    if not plot.parent.is_dir():
-        raise KwsError(f"{plot.parent}: no such directory for the plot")
+    plot = check_output_path(args.plot or Path(args.wav[0]).with_suffix(".tradeoff.png"), "--plot")
     config, bundle = detector_setup(args, config)
     labels = [read_labels(labels_path(wav, given))
               for wav, given in zip(args.wav, args.labels or [None] * len(args.wav))]

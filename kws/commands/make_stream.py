@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.audio.files import read_audio, write_wav
+from kws.cli import check_output_path
 from kws.config import Config, with_overrides
 from kws.errors import KwsError
 
@@ -58,9 +59,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.minutes is not None and not 0 < args.minutes < 1e5:
         raise KwsError("--minutes must be positive")
     labels_out = labels_path(args.out, args.labels)
-    for path in (Path(args.out), labels_out):
-        if not path.parent.is_dir():
-            raise KwsError(f"{path.parent}: no such directory for {path.name}")
+    check_output_path(args.out, "--out")
+    check_output_path(labels_out, "--labels")
     config = with_overrides(config, {"stream.snr_db": args.snr_db,
                                      "stream.unknown_fraction": args.unknown_fraction})
     rate = config.audio.sample_rate

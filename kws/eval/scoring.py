@@ -159,14 +159,15 @@ def record_stream(bundle, config, wav, labels: list[Label], progress: bool = Fal
     """Replay ``wav`` through the live ``Detector`` once, recording what every hop saw.
 
     ``replay_trigger`` and ``sweep`` then re-decide over the recording for any thresholds
-    without running the model again.
+    without running the model again. The stream ends with a window of silence, as ``kws
+    replay`` pads it, so a word at its very end is heard.
     """
     import sys
 
     from tqdm import tqdm
 
     from kws.audio.files import read_blocks
-    from kws.detector import Detector, replay
+    from kws.detector import Detector, end_silence, replay
 
     rate, frames, blocks = read_blocks(wav, config.audio.block_ms)
     detector = Detector.from_bundle(bundle, config, input_rate=rate)
@@ -177,5 +178,6 @@ def record_stream(bundle, config, wav, labels: list[Label], progress: bool = Fal
         for block in blocks:
             found += [(d.time, d.word) for d in replay(detector, [block])]
             bar.update(len(block) / rate)
+        found += [(d.time, d.word) for d in replay(detector, end_silence(detector))]
     return Recording(np.array(times), np.array(scores), found, frames / rate, detector.thresholds,
                      labels)
