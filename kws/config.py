@@ -133,7 +133,7 @@ class NegativeSource(_Section):
     path: str                       # folder of audio in which no command is said
     weight: float = Field(ge=0)     # one-second windows per epoch, as a fraction of clips_per_class
     context: bool = False           # also the running speech put around embedded commands
-    holdout: float | None = Unit    # this source's own share kept apart (None: negatives.holdout)
+    holdout: float | None = Field(default=None, ge=0, le=1)  # this source's own share kept apart (None: negatives.holdout)
 
 
 class NegativesConfig(_Section):
