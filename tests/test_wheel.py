@@ -64,10 +64,12 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_wheel_replays_with_the_shipped_model(installed, spoken):
     bin_dir, work = installed
-    where = run(bin_dir / "python", "-c", "import kws, kws.resources; print(kws.__file__); "
-                "print(kws.Spotter().bundle.path)", cwd=work).stdout.split()
+    # The API's model, and the config's detector.model (what `kws listen` and `replay` load).
+    where = run(bin_dir / "python", "-c", "import kws, kws.config; print(kws.__file__); "
+                "print(kws.Spotter().bundle.path); print(kws.config.load_config().model_path)",
+                cwd=work).stdout.split()
     assert str(work.parent / "venv") in where[0], where
-    assert Path(where[1]) == Path(where[0]).parent / "models" / "default"
+    assert Path(where[1]) == Path(where[2]) == Path(where[0]).parent / "models" / "default"
     assert not (Path(where[1]) / "model.keras").exists()
     out = run(bin_dir / "kws", "replay", spoken[2], "--json", cwd=work).stdout
     found = [json.loads(line) for line in out.splitlines()]
