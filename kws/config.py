@@ -133,7 +133,8 @@ class NegativeSource(_Section):
     path: str                       # folder of audio in which no command is said
     weight: float = Field(ge=0)     # one-second windows per epoch, as a fraction of clips_per_class
     context: bool = False           # also the running speech put around embedded commands
-    holdout: float | None = Field(default=None, ge=0, le=1)  # this source's own share kept apart (None: negatives.holdout)
+    # This source's own share of speakers kept apart (None: negatives.holdout; 0 for mined windows).
+    holdout: float | None = Field(default=None, ge=0, le=1)
 
 
 class NegativesConfig(_Section):
@@ -170,6 +171,13 @@ class TrainConfig(_Section):
     negatives: NegativesConfig
 
 
+class VerifierConfig(_Section):
+    enabled: bool = False
+    threshold: float = Unit
+    delay_ms: float = Field(ge=0, le=2000)
+    candidate_threshold: float = Unit
+
+
 class StreamConfig(_Section):
     gap_seconds: tuple[float, float]
     unknown_fraction: float = Unit
@@ -189,6 +197,7 @@ class Config(_Section):
     posterior: PosteriorConfig
     train: TrainConfig
     stream: StreamConfig
+    verifier: VerifierConfig
 
     @model_validator(mode="after")
     def _check(self) -> "Config":

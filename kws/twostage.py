@@ -9,8 +9,10 @@ it waits until that audio has arrived, in a later ``process`` call) and reported
 still counts for the posterior's refractory time and re-arming, exactly as measured by
 ``kws_train.verifier_eval``.
 
-    detector = Detector.from_bundle(bundle, config, input_rate=rate)
-    detector = maybe_verified(detector, bundle.path, threshold=0.5)  # unchanged without it
+    detector = build_detector(bundle, config, input_rate=rate)  # verified when configured
+
+``build_detector`` is how every user of the streaming path (listen, replay, the API,
+eval-stream) gets its detector, so all of them decide alike.
 """
 
 from __future__ import annotations
@@ -127,9 +129,16 @@ class VerifiedDetector:
         return [d for d in map(self._verify, ready) if d is not None]
 
 
-def maybe_verified(detector: Detector, bundle_dir, threshold: float, delay: float = 0.0,
-                   num_threads: int = 1) -> Detector | VerifiedDetector:
-    """``detector`` behind the bundle's verifier, or ``detector`` itself when the bundle has no
-    ``verifier.npz`` or the optional embedding models are not installed."""
-    verifier = Verifier.load(bundle_dir, num_threads)
-    return detector if verifier is None else VerifiedDetector(detector, verifier, threshold, delay)
+def build_detector(bundle, config, input_rate: int | None = None) -> Detector | VerifiedDetector:
+    """The streaming detector for ``bundle``: behind its verifier when ``verifier.enabled`` and
+    one loads (every word's first-stage threshold then ``verifier.candidate_threshold``),
+    otherwise the first stage alone."""
+    settings = config.verifier
+    verifier = Verifier.load(bundle.path, config.detector.num_threads) if settings.enabled else None
+    if verifier is None:
+        return Detector.from_bundle(bundle, config, input_rate=input_rate)
+    from kws.posterior import uniform_threshold
+
+    config = uniform_threshold(config, bundle.words, settings.candidate_threshold)
+    return VerifiedDetector(Detector.from_bundle(bundle, config, input_rate=input_rate), verifier,
+                            settings.threshold, settings.delay_ms / 1000)

@@ -155,8 +155,14 @@ def test_verified_detector_filters_candidates_whatever_the_chunking(delay):
     assert results[0] == (expected if delay == 0 else expected[:1])
 
 
-def test_maybe_verified_leaves_the_detector_alone_without_a_verifier(tmp_path):
-    from kws.twostage import maybe_verified
+def test_build_detector_runs_the_first_stage_alone_without_a_verifier(tiny_bundle):
+    from kws.bundle import load_bundle
+    from kws.config import load_config, with_overrides
+    from kws.detector import Detector
+    from kws.twostage import build_detector
 
-    detector = tone_detector()
-    assert maybe_verified(detector, tmp_path, 0.5) is detector
+    bundle = load_bundle(tiny_bundle)
+    config = with_overrides(load_config(), {"words": bundle.words, "verifier.enabled": True})
+    detector = build_detector(bundle, config)  # the tiny bundle has no verifier.npz
+    assert type(detector) is Detector
+    assert detector.thresholds == Detector.from_bundle(bundle, config).thresholds

@@ -12,7 +12,7 @@ import sys
 from kws.audio.microphone import Microphone, capture_rate, find_input_device
 from kws.cli import add_detector_arguments, add_model_argument, detector_setup
 from kws.config import Config
-from kws.detector import Detector
+from kws.twostage import build_detector
 from kws.live import Meter, Report, listen, note
 from kws.units import block_samples
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     device = find_input_device(args.device if args.device is not None else config.audio.device)
     rate = capture_rate(device, config.audio.sample_rate)
     config, bundle = detector_setup(args, config)
-    detector = Detector.from_bundle(bundle, config, input_rate=rate)
+    detector = build_detector(bundle, config, input_rate=rate)
     meter = Meter(rate) if args.meter and sys.stdout.isatty() else None
     if args.meter and meter is None:
         note("no level meter: stdout is not a terminal")

@@ -9,7 +9,8 @@ import sys
 from kws.audio.files import STDIN, read_blocks
 from kws.cli import add_detector_arguments, add_model_argument, detector_setup
 from kws.config import Config
-from kws.detector import Detector, format_detection, replay
+from kws.detector import format_detection, replay
+from kws.twostage import build_detector
 from kws.errors import KwsError
 
 HELP = "detect words in audio files, through exactly the path the microphone uses"
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     opened = [(path, *read_blocks(path, config.audio.block_ms)) for path in args.files]
     several = len(args.files) > 1
     for path, rate, _, blocks in opened:
-        detector = Detector.from_bundle(bundle, config, input_rate=rate)
+        detector = build_detector(bundle, config, input_rate=rate)
         count = 0
         for detection in replay(detector, blocks, realtime=args.realtime, pad=True):
             count += 1
