@@ -11,7 +11,8 @@
     for d in spotter.listen():               # the microphone, as `kws listen`
         ...
 
-``Spotter`` is a thin owner of one ``kws.detector.Detector`` (``Detector.from_bundle``): the
+``Spotter`` is a thin owner of one detector (``kws.twostage.build_detector``, which is
+``Detector.from_bundle`` unless the optional verifier is enabled): the
 very stages ``kws listen`` and ``kws replay`` run, so the API detects exactly what the command
 line does. ``process`` pushes samples through the producer side (``write``) in pieces the
 ring buffer holds and drains them (``process``); detections do not depend on how the audio
@@ -37,9 +38,10 @@ import numpy as np
 from kws.audio.ring import RingBuffer
 from kws.bundle import load_bundle
 from kws.config import Config, load_config, with_overrides
-from kws.detector import Detection, Detector
+from kws.detector import Detection
 from kws.errors import KwsError
 from kws.resources import find_model
+from kws.twostage import build_detector
 from kws.units import block_samples
 
 LEVEL_FLOOR_DB = -90.0  # the input level reported for digital silence
@@ -138,7 +140,8 @@ class Spotter:
 
     def _use(self, input_rate: int) -> None:
         """A fresh detector for audio at ``input_rate``: the stream starts again at time 0."""
-        self.detector = Detector.from_bundle(self.bundle, self.config, input_rate=input_rate)
+        # build_detector: the first stage, behind the verifier when verifier.enabled (kws.twostage).
+        self.detector = build_detector(self.bundle, self.config, input_rate=input_rate)
         self._tracker = NearMisses(self.detector.posterior.labels, self.detector.thresholds, self.near_miss)
         self.detector.on_hop = self._hop
         self._samples = 0
@@ -219,6 +222,14 @@ class Spotter:
                 pending, waiting = [], 0
         if pending:
             yield self.feed(np.concatenate(pending))
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[Update]:
+        """The end of a stream: a verifier's candidates still waiting for audio are decided."""
+        flush = getattr(self.detector, "flush", None)
+        found = flush() if flush is not None else []
+        if found:
+            yield self._update(found, LEVEL_FLOOR_DB)
 
     def listen(self, device: int | str | None = None, duration: float | None = None) -> Iterator[Detection]:
         """Detections from the microphone as they come, as ``kws listen`` (``device``: index or
@@ -282,6 +293,7 @@ def _poll(spotter: Spotter, microphone, level: RingBuffer, duration: float | Non
     found = detector.process()  # the stream is closed: what is in the ring is the last audio
     if found:
         yield spotter._update(found, LEVEL_FLOOR_DB)
+    yield from spotter._flush()
 
 
 def as_float32(samples: np.ndarray) -> np.ndarray:
