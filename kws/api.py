@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import math
+import threading
 import time as _time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,14 +39,13 @@ import numpy as np
 from kws.audio.ring import RingBuffer
 from kws.bundle import load_bundle
 from kws.config import Config, load_config, with_overrides
-from kws.detector import Detection
-from kws.errors import KwsError
+from kws.detector import Detection, end_silence
+from kws.posterior import with_thresholds
 from kws.resources import find_model
 from kws.twostage import build_detector
 from kws.units import block_samples
 
 LEVEL_FLOOR_DB = -90.0  # the input level reported for digital silence
-POLL_SECONDS = 0.1  # listen: how often the microphone's samples are processed (as kws.live)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ class Spotter:
         if model is not None:
             config = with_overrides(config, {"detector.model": str(Path(model).expanduser().resolve())})
         self.bundle = load_bundle(find_model(config.model_path), config)
-        self.config = with_overrides(config, {"posterior.thresholds": self._thresholds(config, thresholds)})
+        # The one check of user thresholds, shared with --threshold (kws.posterior).
+        self.config = with_thresholds(config, self.bundle.words, thresholds)
         self.model_rate = self.config.audio.sample_rate
         self.sample_rate = sample_rate or self.model_rate
         self.near_miss = near_miss
@@ -124,19 +125,6 @@ class Spotter:
         self.near_misses: collections.deque[NearMiss] = collections.deque(maxlen=100)
         self._new_near_misses: list[NearMiss] = []
         self._use(self.sample_rate)
-
-    def _thresholds(self, config: Config, given: dict[str, float] | float | None) -> dict[str, float]:
-        mine = dict(config.posterior.thresholds)
-        if given is None:
-            return mine
-        words = self.bundle.words
-        if isinstance(given, (int, float)):
-            return {w: float(given) for w in words}
-        unknown = sorted(set(given) - set(words))
-        if unknown:
-            raise KwsError(f"thresholds: {', '.join(unknown)} not among the model's words "
-                           f"({', '.join(words)})")
-        return {**mine, **{w: float(t) for w, t in given.items()}}
 
     def _use(self, input_rate: int) -> None:
         """A fresh detector for audio at ``input_rate``: the stream starts again at time 0."""
@@ -203,10 +191,12 @@ class Spotter:
         return Update(self.time, level, self.scores, self.thresholds, detections, misses)
 
     def replay(self, blocks: Iterable[np.ndarray], rate: int | None = None, realtime: bool = False,
-               every: float = 0.1) -> Iterator[Update]:
+               every: float = 0.1, pad: bool = False) -> Iterator[Update]:
         """Audio blocks (a file, as ``kws.audio.files.read_blocks`` gives it) at ``rate``:
         one ``Update`` per ``every`` seconds of audio; with ``realtime``, at the pace a sound
-        card would deliver them. Starts a new stream (time 0)."""
+        card would deliver them. Starts a new stream (time 0). With ``pad``, the stream ends
+        with a window of silence (``kws.detector.end_silence``, as ``kws replay``), so a last
+        word, or a clip shorter than a window, is heard."""
         self._use(rate or self.sample_rate)
         rate = self.detector.input_rate
         started = _time.monotonic()
@@ -222,6 +212,10 @@ class Spotter:
                 pending, waiting = [], 0
         if pending:
             yield self.feed(np.concatenate(pending))
+        if pad:
+            silence = list(end_silence(self.detector))
+            if silence:
+                yield self.feed(np.concatenate(silence))  # digital silence: LEVEL_FLOOR_DB
         yield from self._flush()
 
     def _flush(self) -> Iterator[Update]:
@@ -238,9 +232,10 @@ class Spotter:
         for update in self.listen_updates(device, duration):
             yield from update.detections
 
-    def listen_updates(self, device: int | str | None = None,
-                       duration: float | None = None) -> Iterator[Update]:
-        """``listen``, one ``Update`` per poll of the microphone (about ten a second)."""
+    def listen_updates(self, device: int | str | None = None, duration: float | None = None,
+                       stop: threading.Event | None = None) -> Iterator[Update]:
+        """``listen``, one ``Update`` per poll of the microphone (about ten a second); also
+        ends when ``stop`` is set (after the last audio is processed)."""
         from kws.audio.microphone import Microphone, capture_rate, find_input_device
 
         found = find_input_device(device if device is not None else self.config.audio.device)
@@ -256,7 +251,8 @@ class Spotter:
 
         microphone = Microphone(found, rate, block_samples(self.config.audio.block_ms, rate), write)
         self.device = found
-        yield from _poll(self, microphone, level, duration)
+        self.microphone = microphone
+        yield from _poll(self, microphone, level, duration, stop)
 
     @property
     def lost_samples(self) -> int:
@@ -264,35 +260,17 @@ class Spotter:
         return self.detector.lost_samples
 
 
-def _poll(spotter: Spotter, microphone, level: RingBuffer, duration: float | None) -> Iterator[Update]:
-    """The microphone loop of ``kws.live.listen`` without its output: wait, drain, report.
+def _poll(spotter: Spotter, microphone, level: RingBuffer, duration: float | None,
+          stop: threading.Event | None = None) -> Iterator[Update]:
+    """``kws.live.detections`` (the loop of ``kws listen``), with the level of each poll."""
+    from kws.live import detections
 
-    (Meant to move into ``kws.live`` as the generator that ``kws.live.listen`` itself iterates,
-    so that one loop serves both; issue 13, phase 2.)
-    """
-    from kws.audio.microphone import MicrophoneError
-    from kws.live import LossWatch
-
-    detector = spotter.detector
-    losses = LossWatch(detector, microphone)
     scratch = np.zeros(level.capacity, dtype=np.float32)
-    with microphone:
-        started = _time.monotonic()
-        while True:
-            detector.wait(POLL_SECONDS)
-            found = detector.process()
-            n = level.read_into(scratch)
-            spotter._samples += n
-            if microphone.device_lost:
-                raise MicrophoneError(f"input device {microphone.device} stopped delivering audio "
-                                      "(unplugged, or the audio server went away)")
-            losses.check()
-            yield spotter._update(found, level_db(scratch[:n]))
-            if duration is not None and _time.monotonic() - started >= duration:
-                break
-    found = detector.process()  # the stream is closed: what is in the ring is the last audio
-    if found:
-        yield spotter._update(found, LEVEL_FLOOR_DB)
+    for found in detections(spotter.detector, microphone, duration,
+                            spotter.config.audio.stall_seconds, stop):
+        n = level.read_into(scratch)
+        spotter._samples += n
+        yield spotter._update(found, level_db(scratch[:n]))
     yield from spotter._flush()
 
 

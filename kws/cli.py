@@ -28,7 +28,8 @@ from kws import __version__
 from kws.bundle import Bundle, load_bundle
 from kws.config import Config, load_config, with_overrides
 from kws.errors import KwsError
-from kws.posterior import uniform_threshold
+from kws.posterior import parse_thresholds, with_thresholds
+from kws.resources import find_model
 
 # The runtime install leaves these out (see pyproject.toml); a command that needs one says so
 # in one line. kws_train is the training package itself (the folder train/).
@@ -91,19 +92,36 @@ def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop-ms", type=float, metavar="MS", help="classifier hop (default: detector.hop_ms)")
     parser.add_argument("--block-ms", type=float, metavar="MS",
                         help="chunk size pushed in, as a sound card delivers (default: audio.block_ms)")
-    parser.add_argument("--threshold", type=float, metavar="T",
-                        help="one threshold for every word (default: per word, from bundle/config)")
+    parser.add_argument("--threshold", type=threshold_argument, metavar="T",
+                        help="0.8 for every word, or per word: up=0.9,off=0.8 (the other words "
+                             "keep theirs; default: per word, from the config, else the bundle)")
+
+
+def threshold_argument(text: str) -> dict[str, float] | float:
+    """``--threshold``'s value (``kws.posterior.parse_thresholds``), as argparse wants errors."""
+    try:
+        return parse_thresholds(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_near_miss_argument(parser: argparse.ArgumentParser) -> None:
+    """``--near-misses``: a word that came close to its threshold and fell back is reported."""
+    parser.add_argument("--near-misses", action="store_true",
+                        help="also report near misses: a word whose score rose to half its "
+                             "threshold or more and fell back (how close a missed word came)")
 
 
 def detector_setup(args: argparse.Namespace, config: Config) -> tuple[Config, Bundle]:
-    """Apply the shared flags; return ``(config, bundle)`` ready for ``Detector``."""
+    """Apply the shared flags; return ``(config, bundle)`` ready for ``Detector`` (``--threshold``
+    checked against the model's words and laid over ``posterior.thresholds``)."""
     config = with_overrides(config, {**model_overrides(args), "detector.hop_ms": args.hop_ms,
                                      "audio.block_ms": args.block_ms})
     if config.audio.block_ms >= 1000 * config.audio.ring_seconds:
         raise KwsError(f"blocks of {config.audio.block_ms:g} ms do not fit the ring buffer "
                        f"(audio.ring_seconds: {config.audio.ring_seconds:g})")
-    bundle = load_bundle(config.model_path, config)
-    return uniform_threshold(config, bundle.words, args.threshold), bundle
+    bundle = load_bundle(find_model(config.model_path), config)
+    return with_thresholds(config, bundle.words, args.threshold), bundle
 
 
 def check_output_path(path: str | Path, what: str, directory: bool = False) -> Path:

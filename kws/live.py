@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from datetime import datetime
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -42,52 +42,86 @@ def note(text: str) -> None:
     print(f"kws: {text}", file=sys.stderr, flush=True)
 
 
-def listen(detector: Detector, microphone: Microphone, report: Report,
-           meter: Meter | None = None, duration: float | None = None,
-           stall_seconds: float = 2.0) -> None:
-    """Run until SIGINT/SIGTERM, ``duration`` seconds, or the device goes away (an error).
+def detections(detector: Detector, microphone: Microphone, duration: float | None = None,
+               stall_seconds: float = 2.0, stop: threading.Event | None = None,
+               on_start: Callable[[], object] | None = None) -> Iterator[list[Detection]]:
+    """The microphone loop: one list of detections per poll (about every ``POLL_SECONDS``;
+    empty too, so a view can redraw), until ``duration`` seconds, ``stop`` is set, or the
+    device goes away (a ``MicrophoneError``).
 
-    When no audio at all arrives for ``stall_seconds`` (a stalled audio server), it says so on
-    stderr, again every ``STALL_REPEAT`` seconds, and keeps waiting. A stop always ends it
-    within about a second: closing the stream is not waited for longer than that
-    (``Microphone.close``), and ``--exec`` commands still running get ``HOOK_GRACE`` seconds.
+    It starts the microphone (then calls ``on_start``: stream time 0 is now), sleeps on the
+    ring, processes what arrived, and watches for a lost device, lost audio (``LossWatch``)
+    and a stalled server (``StallWatch``: no audio at all for ``stall_seconds``, said on
+    stderr, again every ``STALL_REPEAT`` seconds). When it ends it closes the microphone (not
+    waiting longer than about a second) and yields what was still in the ring: the last
+    audio. A consumer that stops iterating closes the microphone too, without that last list.
+    Both ``listen`` and ``kws.api.Spotter.listen`` iterate it.
     """
     losses = LossWatch(detector, microphone)
     stall = StallWatch(microphone, stall_seconds)
+    microphone.start()
+    try:
+        started = time.monotonic()
+        if on_start is not None:
+            on_start()
+        while stop is None or not stop.is_set():
+            detector.wait(POLL_SECONDS)
+            yield detector.process()
+            if microphone.device_lost:
+                raise MicrophoneError(f"input device {microphone.device} stopped delivering "
+                                      "audio (unplugged, or the audio server went away)")
+            if duration is not None and time.monotonic() - started >= duration:
+                break
+            losses.check()
+            stall.check()
+    finally:
+        microphone.close()
+    # The stream is closed: what is still in the ring is the last of the audio.
+    yield detector.process()
+
+
+def listen(detector: Detector, microphone: Microphone, report: Report,
+           meter: Meter | None = None, duration: float | None = None,
+           stall_seconds: float = 2.0) -> None:
+    """Run until SIGINT/SIGTERM, ``duration`` seconds, or the device goes away (an error):
+    ``detections`` with its output: each detection to ``report``, the ``meter`` redrawn, and
+    a summary on stderr at the end.
+
+    A stop always ends it within about a second: closing the stream is not waited for longer
+    than that (``Microphone.close``), and ``--exec`` commands still running get
+    ``HOOK_GRACE`` seconds.
+    """
+    started = time.monotonic()
+
+    def begin() -> None:
+        nonlocal started
+        started = time.monotonic()
+        report.start()
+        note(f"listening on {microphone.device} (Ctrl-C to stop)")
+
     try:
         with _stop_on_signals() as stop:
-            microphone.start()
             try:
-                started = time.monotonic()
-                report.start()
-                note(f"listening on {microphone.device} (Ctrl-C to stop)")
-                while not stop.is_set():
-                    detector.wait(POLL_SECONDS)
-                    for detection in detector.process():
+                for found in detections(detector, microphone, duration, stall_seconds, stop, begin):
+                    for detection in found:
                         if meter:
                             meter.clear()
                         report.detection(detection)
-                    if microphone.device_lost:
-                        raise MicrophoneError(f"input device {microphone.device} stopped delivering "
-                                              "audio (unplugged, or the audio server went away)")
-                    if duration is not None and time.monotonic() - started >= duration:
-                        break
-                    losses.check()
-                    stall.check()
                     report.reap()
                     if meter:
                         meter.draw()
             finally:
                 if meter:
                     meter.clear()
-                microphone.close()
-        # The stream is closed: what is still in the ring is the last of the audio.
-        for detection in detector.process():
-            report.detection(detection)
     finally:
         report.finish()
-    note(f"stopped after {time.monotonic() - started:.1f} s: {report.count} detection"
-          f"{'' if report.count == 1 else 's'}, {losses.summary()}")
+    note(summary(time.monotonic() - started, report.count, detector, microphone))
+
+
+def summary(seconds: float, count: int, detector: Detector, microphone: Microphone) -> str:
+    """The last line of a listening session: how long, how many detections, what was lost."""
+    return (f"stopped after {seconds:.1f} s: {count} detection{'' if count == 1 else 's'}, "
+            f"{LossWatch(detector, microphone).summary()}")
 
 
 class StallWatch:

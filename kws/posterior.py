@@ -35,7 +35,8 @@ import math
 
 import numpy as np
 
-from kws.config import Config, PosteriorConfig
+from kws.config import Config, PosteriorConfig, with_overrides
+from kws.errors import KwsError
 from kws.labels import NON_WORDS
 from kws.units import ms_to_hops, ms_to_seconds
 
@@ -47,14 +48,58 @@ def word_thresholds(words: list[str], bundle_thresholds: dict[str, float],
 
 
 def uniform_threshold(config: Config, words: list[str], value: float | None) -> Config:
-    """``config`` with every word's threshold set to ``value`` (``--threshold``); None: unchanged."""
-    if value is None:
+    """``config`` with every word's threshold set to ``value``; None: unchanged."""
+    return with_thresholds(config, words, value)
+
+
+def with_thresholds(config: Config, words: list[str],
+                    given: dict[str, float] | float | None) -> Config:
+    """``config`` with the user's thresholds laid over ``posterior.thresholds``: one number for
+    every word of the model, or per word (``{"up": 0.9}``; the other words keep theirs).
+
+    The one place ``--threshold`` (``kws.cli``) and ``Spotter(thresholds=...)`` (``kws.api``)
+    are checked: each in [0, 1], each word one of ``words`` (else a ``KwsError`` naming them)."""
+    if given is None:
         return config
-    from kws.config import with_overrides
+    if isinstance(given, (int, float)):
+        given = {w: float(given) for w in words}
+    unknown = sorted(set(given) - set(words))
+    if unknown:
+        raise KwsError(f"thresholds: {', '.join(unknown)} not among the model's words "
+                       f"({', '.join(words)})")
+    for word, value in given.items():
+        if not 0.0 <= float(value) <= 1.0:
+            raise KwsError(f"thresholds: {word}: {value} is not between 0 and 1")
+    merged = {**config.posterior.thresholds, **{w: float(t) for w, t in given.items()}}
+    return with_overrides(config, {"posterior.thresholds": merged})
 
-    return with_overrides(config, {"posterior.thresholds": {w: value for w in words}})
+
+def parse_thresholds(text: str) -> dict[str, float] | float:
+    """``--threshold``: ``0.8`` (every word) or ``up=0.9,off=0.8`` (per word), each in [0, 1];
+    ``ValueError`` with a one-line reason otherwise."""
+    text = text.strip()
+    if "=" not in text:
+        return _threshold_value(text, "threshold")
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        word, sep, value = part.partition("=")
+        word = word.strip()
+        if not sep or not word:
+            raise ValueError(f"{part.strip()!r}: expected WORD=VALUE (e.g. up=0.9,off=0.8)")
+        if word in out:
+            raise ValueError(f"{word} given twice")
+        out[word] = _threshold_value(value.strip(), word)
+    return out
 
 
+def _threshold_value(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise ValueError(f"{what}: {text} is not between 0 and 1")
+    return value
 
 
 class Smoother:

@@ -1,23 +1,24 @@
 """``kws listen``: detect keywords from a microphone, live, until Ctrl-C (or ``--duration``).
 
-The command opens the device and the detector; the loop, where detections go and how lost
-audio is reported, is ``kws.live``.
+The command opens the device and a ``kws.Spotter`` (the Python API, so the command line and
+Python detect alike); the loop, where detections go and how lost audio is reported, is
+``kws.live``; ``--view`` draws ``Spotter.listen_updates`` with ``kws.view``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from kws.audio.microphone import Microphone, capture_rate, find_input_device
-from kws.cli import add_detector_arguments, add_model_argument, detector_setup
+from kws.cli import add_detector_arguments, add_model_argument, add_near_miss_argument, detector_setup
 from kws.config import Config
-from kws.twostage import build_detector
-from kws.live import Meter, Report, listen, note
+from kws.errors import KwsError
+from kws.live import Meter, Report, _stop_on_signals, listen, note, summary
 from kws.units import block_samples
 
 HELP = "detect keywords from the microphone, one line per detection"
-
 
 
 def _positive(text: str) -> float:
@@ -41,27 +42,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stderr)")
     parser.add_argument("--meter", action="store_true",
                         help="draw a live input level meter on stderr (when stdout is a terminal)")
+    parser.add_argument("--view", action="store_true",
+                        help="draw a live view in the terminal: input level, each word's score "
+                             "against its threshold, the last detections (plain lines when "
+                             "stdout is not a terminal)")
+    add_near_miss_argument(parser)
     parser.add_argument("--duration", type=_positive, metavar="SECONDS",
                         help="stop by itself after this many seconds")
 
 
+def near_miss_note(miss) -> None:
+    note(f"near miss: {miss.word} {miss.score:.2f} < {miss.threshold:.2f}")
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
+    from kws.api import Spotter
+
+    if args.view:
+        clash = [flag for flag, given in (("--json", args.json), ("--exec", args.exec_command),
+                                          ("--meter", args.meter)) if given]
+        if clash:
+            raise KwsError(f"--view draws the detections itself: leave out {', '.join(clash)}")
     # The device first: a wrong --device is reported before seconds go into loading a model.
     device = find_input_device(args.device if args.device is not None else config.audio.device)
     rate = capture_rate(device, config.audio.sample_rate)
-    config, bundle = detector_setup(args, config)
-    detector = build_detector(bundle, config, input_rate=rate)
-    meter = Meter(rate) if args.meter and sys.stdout.isatty() else None
-    if args.meter and meter is None:
-        note("no level meter: stdout is not a terminal")
-    write = detector.write if meter is None else meter.tee(detector.write)
-    microphone = Microphone(device, rate, block_samples(config.audio.block_ms, rate), write)
+    config, bundle = detector_setup(args, config)  # --threshold checked against the model's words
+    spotter = Spotter(config=config, sample_rate=rate,
+                      on_near_miss=near_miss_note if args.near_misses and not args.view else None)
+    detector = spotter.detector
     resampled = "" if rate == config.audio.sample_rate else \
         f", resampled to {config.audio.sample_rate} Hz"
     note(f"input: {device}, {rate} Hz{resampled}")
     note(f"model: {bundle.path} ({'int8' if detector.int8 else 'float'}), hop {config.detector.hop_ms:g} ms")
     note("words: " + ", ".join(f"{w} ({t:.2f})" for w, t in detector.thresholds.items()))
+    if args.view:
+        return _view(spotter, device, args.duration)
+    meter = Meter(rate) if args.meter and sys.stdout.isatty() else None
+    if args.meter and meter is None:
+        note("no level meter: stdout is not a terminal")
+    write = detector.write if meter is None else meter.tee(detector.write)
+    microphone = Microphone(device, rate, block_samples(config.audio.block_ms, rate), write)
     report = Report(json_lines=args.json, command=args.exec_command)
     listen(detector, microphone, report, meter=meter, duration=args.duration,
            stall_seconds=config.audio.stall_seconds)
+    return 0
+
+
+def _view(spotter, device, duration: float | None) -> int:
+    """``kws listen --view``: until Ctrl-C/SIGTERM (exit 0) or ``duration``, then the summary."""
+    from kws.view import view
+
+    started = time.monotonic()
+    with _stop_on_signals() as stop:
+        state = view(spotter.listen_updates(device.index, duration, stop=stop),
+                     title=f"kws listen {device.name}")
+    note(summary(time.monotonic() - started, state.count, spotter.detector, spotter.microphone))
     return 0
