@@ -14,6 +14,9 @@ def test_eval_json_on_dataset_and_archive(tiny_bundle, tiny_dataset, tmp_path):
                      "--report", str(tmp_path / "report"), "--json")
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["accuracy"] > 0.8 and set(metrics["per_class"]) == set(LABELS)
+    # By default the model the runtime runs: int8 (detector.int8, and the bundle has it).
+    assert metrics["model"] == {"path": str(tiny_bundle), "int8": True}
+    assert f"model: {tiny_bundle} (int8)" in result.stdout.splitlines()
     assert len(metrics["confusion"]) == len(LABELS) and "balanced accuracy" in result.stdout
     assert (tmp_path / "report" / "confusion.png").stat().st_size > 0
     # The same test clips, laid out as the official test-set archive.
@@ -36,3 +39,23 @@ def test_bad_input_is_one_line_error(tmp_path):
                      check=False)
     assert result.returncode == 2 and "no such dataset directory" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_eval_float_and_int8_flags(tiny_bundle, tiny_dataset, tmp_path):
+    def scored(*flags: str) -> tuple[dict, str]:
+        result = run_kws("eval", "--data", str(tiny_dataset), "--model", str(tiny_bundle),
+                         "--report", str(tmp_path / "r"), "--json", *flags)
+        return json.loads(result.stdout.strip().splitlines()[-1]), result.stdout
+
+    floating, out = scored("--float")
+    assert floating["model"] == {"path": str(tiny_bundle), "int8": False}
+    assert f"model: {tiny_bundle} (float)" in out
+    assert scored("--int8")[0]["model"]["int8"] is True
+    both = run_kws("eval", "--data", str(tiny_dataset), "--float", "--int8", check=False)
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+    # A config that runs the float model: eval scores the float model too.
+    config = tmp_path / "float.yaml"
+    config.write_text("detector:\n  int8: false\n")
+    result = run_kws("eval", "--data", str(tiny_dataset), "--model", str(tiny_bundle), "--config",
+                     str(config), "--report", str(tmp_path / "r"), "--json")
+    assert json.loads(result.stdout.strip().splitlines()[-1])["model"]["int8"] is False

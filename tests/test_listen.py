@@ -138,8 +138,12 @@ def test_vanishing_audio_server_is_one_line_error(tiny_bundle):
 
 def test_devices_lists_the_virtual_mic_as_default(virtual_mic):
     out, err = _kws(virtual_mic, "devices").communicate(timeout=30)
-    default = [line for line in out.splitlines() if line.startswith("*")]
+    lines = out.splitlines()
+    default = [line for line in lines if line.startswith("*")]
     assert len(default) == 1 and "default" in default[0], out + err
+    # PulseAudio's default advertises 44,100 Hz, yet opens at the model's 16 kHz: both said.
+    rates = lines[lines.index(default[0]) + 1]
+    assert "16,000" in rates.split(";")[0] and rates.endswith("kws listen records at 16,000 Hz"), out
 
 
 def test_invalid_device_name_is_one_line_error(virtual_mic):

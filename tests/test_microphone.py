@@ -285,3 +285,29 @@ def test_config_audio_device_is_used_when_no_device_flag(fake_sd, tmp_path, caps
     config.write_text("audio:\n  device: headset\n")
     assert main(["listen", "--config", str(config)]) == 2
     assert "no input device matches 'headset'" in capsys.readouterr().err
+
+
+def test_devices_shows_the_rates_that_really_open(fake_sd, capsys):
+    # The fake's devices advertise 48 kHz; only what check_input_settings accepts is listed.
+    fake_sd.names = ("Built-in Mic",)
+    fake_sd.rates = (16000, 44100)
+    assert microphone.open_rates(find_input_device()) == [16000, 44100]
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("*   0  Built-in Mic  (Fake, 1 ch)")
+    assert out[1].strip() == ("opens at: 16,000, 44,100 Hz (default 48,000 Hz); "
+                              "kws listen records at 16,000 Hz")
+    fake_sd.rates = (48000,)
+    assert main(["devices"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].strip() == (
+        "opens at: 48,000 Hz (default 48,000 Hz); kws listen records at 48,000 Hz, "
+        "resampled to 16,000 Hz")
+
+
+def test_rate_checks_are_bounded_in_time(fake_sd, monkeypatch):
+    # A stalled server never answers check_input_settings: one line after the time limit.
+    monkeypatch.setattr(fake_sd, "check_input_settings", lambda **_: time.sleep(5))
+    monkeypatch.setattr(microphone, "AUDIO_TIMEOUT", 0.2)
+    monkeypatch.setattr(microphone, "abandoned", threading.Event())  # this test's own
+    with pytest.raises(MicrophoneError, match=r"did not answer within 0\.2 s \(checking the device's rates\)"):
+        microphone.open_rates(find_input_device())

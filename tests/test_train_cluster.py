@@ -40,7 +40,8 @@ def test_two_workers_write_exactly_one_bundle(tiny_dataset, tmp_path):
         log = open(tmp_path / f"worker{index}.log", "w")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "kws", "train", "--config", str(TINY_CONFIG), "--data", str(tiny_dataset),
-             "--epochs", "1", "--out", str(out), "--workdir", str(tmp_path / "work")],
+             "--epochs", "1", "--out", str(out), "--workdir", str(tmp_path / "work"),
+             "--threads", "1"],  # --threads in a cluster: through TF_NUM_*_THREADS, no failure
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
         codes = [p.wait(timeout=450) for p in procs]
@@ -53,6 +54,7 @@ def test_two_workers_write_exactly_one_bundle(tiny_dataset, tmp_path):
     # Both trained the same epoch in step; only worker 0 (the chief) wrote the bundle.
     assert all("epoch 1:" in log for log in logs)
     assert "not the chief" in logs[1] and "not the chief" not in logs[0]
+    assert "bundle written to" in logs[0] and "bundle written to" not in logs[1]
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]
     bundle = load_bundle(out)
     names = {p.name for p in out.iterdir()}

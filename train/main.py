@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from kws_train.augment import Augmenter, silence_clips
 from kws.data.speech_commands import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
                            load_audio_files, load_noise, require_classes)
 from kws.eval.clips import EvalData, evaluation_audio
-from kws_train.fit import Workdir, compile_model, fit, new_state, strategy
+from kws_train.fit import Workdir, cluster, compile_model, fit, is_chief, new_state, strategy
 from kws.eval.metrics import score, table
 from kws_train.models import build
 from kws.data.negatives import negative_files
@@ -32,10 +33,25 @@ CALIBRATION_WINDOWS = 300  # representative windows for int8 quantisation
 
 
 def set_threads(threads: int) -> None:
-    """Limit TensorFlow's thread pools (call before any TensorFlow work; 0 keeps the default)."""
-    if threads:
+    """Limit TensorFlow's thread pools (call before any TensorFlow work; 0 keeps the default).
+
+    In a cluster (``TF_CONFIG``) TensorFlow's runtime may already be running, and then its
+    pools cannot change: the threads come from ``TF_NUM_INTRAOP_THREADS`` and
+    ``TF_NUM_INTEROP_THREADS`` instead (``kws train --threads`` sets them before importing
+    TensorFlow), and this says so rather than fail."""
+    if not threads:
+        return
+    if cluster() is not None:
+        print(f"--threads {threads}: in a cluster, through TF_NUM_INTRAOP_THREADS="
+              f"{os.environ.get('TF_NUM_INTRAOP_THREADS', 'unset')} and TF_NUM_INTEROP_THREADS="
+              f"{os.environ.get('TF_NUM_INTEROP_THREADS', 'unset')}", flush=True)
+        return
+    try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as err:  # TensorFlow already started: its environment variables rule
+        print(f"--threads {threads}: not applied by set_threads ({err}); TF_NUM_INTRAOP_THREADS="
+              f"{os.environ.get('TF_NUM_INTRAOP_THREADS', 'unset')}", flush=True)
 
 
 def _training_audio(config: Config, data: Path):
@@ -224,5 +240,6 @@ def finish(model: keras.Model, prep: Prepared, config: Config, out: str | Path, 
                         litert, prep.frontend,
                         labels, config.audio.clip_seconds, {}, reports, arch=training["arch"],
                         data=summary, training=training, metrics=metrics)
-    print(f"bundle written to {out}", flush=True)
+    if is_chief():  # the other tasks of a cluster said "not the chief" (export.write_bundle)
+        print(f"bundle written to {out}", flush=True)
     return metrics

@@ -155,20 +155,36 @@ def find_input_device(query: int | str | None = None) -> InputDevice:
     return matches[0]
 
 
-def capture_rate(device: InputDevice, wanted: int) -> int:
-    """``wanted`` if the device records mono at that rate, else the device's own default rate
-    (the detector then resamples)."""
+def opens_at(device: InputDevice, rate: int) -> bool:
+    """Whether ``device`` records mono float32 at ``rate`` (PortAudio's check, bounded by
+    ``AUDIO_TIMEOUT``): a device's default rate is not always one it opens at, and a rate it
+    does not advertise may open all the same (PulseAudio's default device resamples)."""
     sd = import_sounddevice()
 
     def check() -> bool:
         try:
             sd.check_input_settings(device=device.index, channels=1, dtype="float32",
-                                    samplerate=wanted)
+                                    samplerate=rate)
         except sd.PortAudioError:
             return False
         return True
 
-    return wanted if with_timeout("checking the device's rates", check) else device.default_rate
+    return with_timeout("checking the device's rates", check)
+
+
+# The rates ``kws devices`` tries, with each device's default: the model's and the usual ones.
+COMMON_RATES = (16000, 44100, 48000)
+
+
+def open_rates(device: InputDevice, rates=COMMON_RATES) -> list[int]:
+    """Which of ``rates`` and the device's default rate ``device`` really opens at, ascending."""
+    return [rate for rate in sorted({*rates, device.default_rate}) if opens_at(device, rate)]
+
+
+def capture_rate(device: InputDevice, wanted: int) -> int:
+    """``wanted`` if the device records mono at that rate, else the device's own default rate
+    (the detector then resamples)."""
+    return wanted if opens_at(device, wanted) else device.default_rate
 
 
 class Microphone:

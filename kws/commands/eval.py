@@ -8,6 +8,7 @@ import json
 from kws.bundle import load_bundle
 from kws.cli import add_model_argument, check_output_path, json_line, model_overrides
 from kws.config import Config, with_overrides
+from kws.resources import find_model
 
 HELP = "score a model bundle on labelled clips: accuracy, per-class precision/recall, confusion"
 
@@ -19,7 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="testing", choices=["training", "validation", "testing"],
                         help="split of a dataset root (default: testing)")
     add_model_argument(parser)
-    parser.add_argument("--int8", action="store_true", help="score the int8 model of the bundle")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--int8", action="store_true", dest="int8", default=None,
+                       help="score the bundle's int8 model")
+    which.add_argument("--float", action="store_false", dest="int8",
+                       help="score the bundle's float model (default: the one kws listen runs, "
+                            "int8 when detector.int8 and the bundle has it)")
     parser.add_argument("--report", metavar="DIR", default="runs/eval",
                         help="where confusion.png and metrics.json go (default: runs/eval)")
     parser.add_argument("--json", action="store_true",
@@ -33,7 +39,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     report = check_output_path(args.report, "--report", directory=True)  # before the long part
     config = with_overrides(config, model_overrides(args))
-    bundle = load_bundle(config.model_path, config)
+    bundle = load_bundle(find_model(config.model_path), config)
+    # The model the runtime runs (kws.detector.Detector.from_bundle), unless --float/--int8.
+    int8 = config.detector.int8 and bundle.has_int8 if args.int8 is None else args.int8
+    print(f"model: {bundle.path} ({'int8' if int8 else 'float'})")
     config = with_overrides(config, {"words": bundle.words})
     data = evaluation_audio(args.data, args.split, config)
     for note in data.summary["notes"]:
@@ -41,7 +50,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if data.summary["skipped"]:
         print(f"note: skipped {data.summary['skipped']} unreadable clips, e.g. "
               f"{data.summary['skipped_examples'][0]}")
-    metrics = evaluate_bundle(bundle, data, int8=args.int8)
+    metrics = evaluate_bundle(bundle, data, int8=int8)
     print(table(metrics))
     plot_confusion(metrics, report / "confusion.png")
     (report / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")

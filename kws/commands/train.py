@@ -8,6 +8,7 @@ The one door from the runtime to the trainer: ``run`` imports ``kws_train.main``
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from kws.bundle import check_bundle_target
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
     check_output_path(workdir, "--workdir", directory=True)
     check_training_classes(data, config)
 
+    if args.threads:
+        # Read by TensorFlow when its runtime starts, which in a cluster (TF_CONFIG) happens
+        # before set_threads could run: so set them before TensorFlow is imported.
+        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(args.threads)
     # The one import of the training package in kws (kws.cli turns its absence into one line).
     from kws_train.main import set_threads, train_bundle
 

@@ -72,4 +72,4 @@ def evaluate_bundle(bundle: Bundle, data: EvalData, int8: bool = False) -> dict:
         raise KwsError(f"no clips to evaluate in the {data.summary['split']} split")
     probs = posteriors(bundle.classifier(int8=int8), bundle.frontend(), data.waves)
     return {**score(data.targets, probs.argmax(1), data.labels), "data": data.summary,
-            "model": str(bundle.path), "int8": int8}
+            "model": {"path": str(bundle.path), "int8": bool(int8)}}
