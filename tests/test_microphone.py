@@ -311,3 +311,66 @@ def test_rate_checks_are_bounded_in_time(fake_sd, monkeypatch):
     monkeypatch.setattr(microphone, "abandoned", threading.Event())  # this test's own
     with pytest.raises(MicrophoneError, match=r"did not answer within 0\.2 s \(checking the device's rates\)"):
         microphone.open_rates(find_input_device())
+
+
+def test_detections_yields_every_poll_then_the_last_audio(fake_sd):
+    from kws.live import detections
+
+    detector = StubDetector(capacity=16000)
+    fake_sd.script = _blocks([0.0] * 30 + [0.5] + [0.0] * 5, pause=BLOCK / 16000)
+    stop = threading.Event()
+    fake_sd.at_end = lambda stream: stop.set()
+    mic = Microphone(find_input_device(), 16000, BLOCK, detector.write)
+    started = []
+    polls = list(detections(detector, mic, stop=stop, on_start=lambda: started.append(1)))
+    assert started == [1] and mic._closing  # started once, closed at the end
+    assert [] in polls  # empty polls too: a view redraws on them
+    assert [d.word for found in polls for d in found] == ["yes"]
+    assert detector.consumed == 36 * BLOCK  # the last audio in the ring was drained
+
+
+def test_a_consumer_that_stops_iterating_closes_the_microphone(fake_sd, tiny_bundle):
+    from kws.api import Spotter
+
+    fake_sd.script = _blocks([0.0] * 200, pause=0.005)
+    spotter = Spotter(model=tiny_bundle, config=tiny_bundle.parent / "tiny.yaml")
+    for update in spotter.listen_updates(duration=5):
+        break
+    assert spotter.microphone._closing and update.detections == []
+
+
+def _spoken_script(fake_sd, spoken, words: int = 2):
+    audio, labels, _ = spoken
+    end = round((labels[words - 1][2] + 1.2) * 16000)
+    # Four times real time: fast, yet far from filling the two-second ring.
+    fake_sd.script = [(audio[i:i + BLOCK], False, BLOCK / 16000 / 4) for i in range(0, end - BLOCK + 1, BLOCK)]
+    fake_sd.at_end = lambda stream: os.kill(os.getpid(), signal.SIGINT)
+    return [word for word, _, _ in labels[:words]]
+
+
+@pytest.mark.slow
+def test_listen_view_draws_the_words_and_ctrl_c_ends_it_with_the_summary(fake_sd, tiny_bundle, spoken, capsys):
+    words = _spoken_script(fake_sd, spoken)
+    assert main(["listen", "--view", "--model", str(tiny_bundle), "--config",
+                 str(tiny_bundle.parent / "tiny.yaml"), "--threshold", "0.6"]) == 0
+    out, err = capsys.readouterr()
+    # stdout is not a terminal here: the view prints plain lines (tests/test_view.py: a terminal).
+    found = [line.split()[1] for line in out.splitlines() if "near miss" not in line]
+    assert found == words, out
+    assert re.search(rf"kws: stopped after \d+\.\d s: {len(words)} detections, 0 samples lost", err), err
+
+
+@pytest.mark.slow
+def test_listen_near_misses_go_to_stderr(fake_sd, tiny_bundle, spoken, capsys):
+    words = _spoken_script(fake_sd, spoken)
+    assert main(["listen", "--near-misses", "--model", str(tiny_bundle), "--config",
+                 str(tiny_bundle.parent / "tiny.yaml"), "--threshold", "0.9999"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    misses = re.findall(r"kws: near miss: (\w+) (0\.\d\d) < 0\.9999\n", err)
+    assert set(words) <= {word for word, _ in misses}, err
+
+
+def test_listen_view_refuses_flags_it_replaces(fake_sd, capsys):
+    assert main(["listen", "--view", "--json"]) == 2
+    assert "--view draws the detections itself: leave out --json" in capsys.readouterr().err
