@@ -30,3 +30,31 @@ def test_missing_training_extras_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == ("kws: error: `kws train` needs the training extras (keras is "
                                      "not installed): pip install -e '.[train]'")
+
+
+def test_threshold_flag_parsing():
+    from kws.posterior import parse_thresholds
+
+    assert parse_thresholds("0.8") == 0.8
+    assert parse_thresholds(" up=0.9, off=0.8 ") == {"up": 0.9, "off": 0.8}
+    for bad, message in [("1.5", "not between 0 and 1"), ("up=-0.1", "up: -0.1 is not between"),
+                         ("up=x", "up: 'x' is not a number"), ("up", "not a number"),
+                         ("up=0.9,0.8", "expected WORD=VALUE"), ("up=0.9,up=0.8", "up given twice"),
+                         ("nan", "not between 0 and 1")]:
+        with pytest.raises(ValueError, match=message):
+            parse_thresholds(bad)
+
+
+def test_threshold_errors_on_the_command_line(tiny_bundle, tmp_path):
+    wav = tmp_path / "quiet.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(wav, np.zeros(8000, np.float32), 16000)
+    result = run_kws("replay", str(wav), "--model", str(tiny_bundle), "--threshold", "up=0.9,off=0.8",
+                     check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["kws: error: thresholds: off not among the model's words "
+                                          "(yes, no, up, stop)"]
+    result = run_kws("replay", str(wav), "--model", str(tiny_bundle), "--threshold", "up=2", check=False)
+    assert result.returncode == 2 and "--threshold: up: 2 is not between 0 and 1" in result.stderr

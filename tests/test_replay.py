@@ -55,6 +55,55 @@ def test_a_high_threshold_silences_everything(stream, tiny_bundle):
         {"file": str(stream[2]), "detections": 0}]
 
 
+def test_replay_through_the_api_detects_as_the_detector_alone(stream, tiny_bundle):
+    # kws replay goes through kws.Spotter.replay; the same detections as the detector's own
+    # replay of the file, with its window of silence at the end.
+    from kws.audio.files import read_blocks
+    from kws.bundle import load_bundle
+    from kws.config import load_config, with_overrides
+    from kws.detector import replay
+    from kws.twostage import build_detector
+
+    config = with_overrides(load_config(), {"detector.model": str(tiny_bundle)})
+    rate, _, blocks = read_blocks(stream[2], config.audio.block_ms)
+    detector = build_detector(load_bundle(tiny_bundle, config), config, input_rate=rate)
+    direct = [{"time": round(d.time, 3), "word": d.word, "score": round(d.score, 4)}
+              for d in replay(detector, blocks, pad=True)]
+    assert direct and replay_json(stream[2], tiny_bundle) == direct
+
+
+def test_per_word_thresholds(stream, tiny_bundle):
+    reference = replay_json(stream[2], tiny_bundle, "--threshold", "0.6")
+    found = replay_json(stream[2], tiny_bundle, "--threshold", "yes=1.0,no=0.6,up=0.6,stop=0.6")
+    assert "yes" in {d["word"] for d in reference}
+    assert found == [d for d in reference if d["word"] != "yes"]  # the words are seconds apart
+
+
+def test_near_misses(stream, tiny_bundle):
+    _, labels, wav = stream
+    lines = replay_json(wav, tiny_bundle, "--threshold", "0.9999", "--near-misses")
+    misses = [d for d in lines if d.get("near_miss")]
+    assert {d["word"] for d in misses} >= {word for word, _, _ in labels}
+    for d in misses:
+        assert set(d) == {"time", "word", "score", "threshold", "near_miss"}
+        assert 0.5 * 0.9999 <= d["score"] < d["threshold"] == 0.9999
+    assert [d["time"] for d in misses] == sorted(d["time"] for d in misses)
+    assert lines[-1] == {"file": str(wav), "detections": 0}  # near misses are no detections
+    text = run_kws("replay", str(wav), "--model", str(tiny_bundle), "--threshold", "0.9999",
+                   "--near-misses").stdout.splitlines()
+    assert len(text) == len(misses) and all("near miss (threshold 1.000)" in line for line in text)
+    assert not [d for d in replay_json(wav, tiny_bundle, "--threshold", "0.9999") if d.get("near_miss")]
+
+
+def test_view_prints_plain_lines_when_not_a_terminal(stream, tiny_bundle):
+    _, labels, wav = stream
+    out = run_kws("replay", str(wav), "--model", str(tiny_bundle), "--threshold", "0.6",
+                  "--view").stdout
+    assert [line.split()[1] for line in out.splitlines() if "near miss" not in line] == \
+        [word for word, _, _ in labels]
+    assert "\x1b" not in out
+
+
 @pytest.mark.parametrize("content", [None, b"RIFF\x00\x00garbage", b""])
 def test_unreadable_files_exit_2_with_one_line(tmp_path, tiny_bundle, content):
     path = tmp_path / "clip.wav"
