@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from kws.api import Spotter
 from kws.audio.files import write_wav
 from kws.view import bar, view
+from pulse import virtual_mic  # noqa: F401 (a fixture)
 
 DATA = Path(__file__).parent / "data"
 DRIVER = """
@@ -91,6 +93,66 @@ def test_view_in_a_real_terminal(spoken, tmux, tmp_path):
     last = next(line for line in lines if line.startswith("last detections:"))
     assert [part.split()[0] for part in last.split(":", 1)[1].split(",")][::-1] == words, last
     assert "\x1b" not in final  # what a person sees, no stray escape codes
+
+
+def watch(tmux, until: str, timeout: float = 60) -> list[str]:
+    """The pane's screens, every quarter second, until one shows ``until``."""
+    screens, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        screens.append(tmux.screen())
+        if until in screens[-1]:
+            return screens
+        time.sleep(0.25)
+    raise AssertionError(f"no {until!r} within {timeout} s:\n{screens[-1] if screens else ''}")
+
+
+def run_in_tmux(tmux, tmp_path: Path, *argv: str, env: str = "") -> None:
+    """``kws ARGV`` in a 100x30 terminal, in ``tmp_path``; then ``EXIT <status>``. The shell
+    ignores Ctrl-C, so that only kws gets it (kws sets its own handlers)."""
+    command = " ".join(shlex.quote(str(a)) for a in [sys.executable, "-m", "kws", *argv])
+    tmux("new-session", "-d", "-s", "view", "-x", "100", "-y", "30", "-c", str(tmp_path),
+         f"trap '' INT; env TERM=xterm-256color {env} {command}; echo EXIT $?; sleep 60")
+
+
+def check_view(screen: str, title: str, words: list[str]) -> None:
+    lines = screen.splitlines()
+    header = next(line for line in lines if "level" in line and title in line)
+    assert "dBFS" in header or "silence" in header, screen
+    for word in ("yes", "no", "up", "stop"):
+        row = next(line for line in lines if line.split()[:1] == [word])
+        assert "|" in row and row.rstrip().endswith("0.60"), row
+    last = next(line for line in lines if line.startswith("last detections:"))
+    assert [part.split()[0] for part in last.split(":", 1)[1].split(",")][::-1] == words, last
+    assert "\x1b" not in screen
+
+
+@pytest.mark.slow
+def test_kws_replay_view_in_a_real_terminal(spoken, tmux, tmp_path):
+    wav, words = first_words(spoken, tmp_path)
+    run_in_tmux(tmux, tmp_path, "replay", wav.name, "--model", DATA / "tiny_bundle", "--config",
+                DATA / "tiny.yaml", "--threshold", "0.6", "--view", "--realtime")
+    screens = watch(tmux, "EXIT ")
+    final = screens[-1]
+    assert "EXIT 0" in final, final
+    drawing = [s for s in screens if "last detections" in s]
+    assert len(set(drawing)) >= 4 and all(s.count("last detections") == 1 for s in drawing)
+    check_view(final, wav.name, words)
+
+
+@pytest.mark.slow
+def test_kws_listen_view_from_the_microphone_and_ctrl_c(virtual_mic, spoken, tmux, tmp_path):
+    wav, words = first_words(spoken, tmp_path)
+    run_in_tmux(tmux, tmp_path, "listen", "--model", DATA / "tiny_bundle", "--config",
+                DATA / "tiny.yaml", "--threshold", "0.6", "--view",
+                env=f"PULSE_SERVER={shlex.quote(virtual_mic.env['PULSE_SERVER'])}")
+    watch(tmux, "level")  # the view is drawn: the microphone is open
+    virtual_mic.play(wav)
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "view", "C-c")  # as a person stops it
+    final = watch(tmux, "EXIT ", timeout=20)[-1]
+    assert "EXIT 0" in final, final
+    check_view(final, "kws listen", words)
+    assert re.search(rf"kws: stopped after \d+\.\d s: {len(words)} detections, 0 samples lost", final), final
 
 
 def test_plain_lines_when_not_a_terminal(spoken, tmp_path):
