@@ -80,8 +80,20 @@ def test_thresholds_per_word_and_their_errors(tiny_bundle):
     assert spotter.thresholds["up"] == 0.9 and spotter.thresholds["yes"] != 0.9
     assert set(spotter.scores) == set(spotter.words) == {"yes", "no", "up", "stop"}
     assert set(tiny_spotter(tiny_bundle, thresholds=0.8).thresholds.values()) == {0.8}
-    with pytest.raises(KwsError, match="left not among the model's words"):
+    with pytest.raises(KwsError, match=r"left not among the model's words \(yes, no, up, stop\)"):
         tiny_spotter(tiny_bundle, thresholds={"left": 0.5})
+    with pytest.raises(KwsError, match="up: 1.5 is not between 0 and 1"):  # as --threshold
+        tiny_spotter(tiny_bundle, thresholds={"up": 1.5})
+
+
+def test_replay_with_pad_hears_a_word_at_the_very_end(spoken, tiny_bundle):
+    audio, labels, _ = spoken
+    word, start, end = labels[0]
+    clip = audio[round((start - 0.05) * 16000):round((end + 0.05) * 16000)]  # under a second
+    spotter = tiny_spotter(tiny_bundle, thresholds=0.6)
+    assert [d.word for u in spotter.replay([clip], 16000, pad=True) for d in u.detections] == [word]
+    updates = list(spotter.replay([clip], 16000))
+    assert not [d for u in updates for d in u.detections]
 
 
 def test_a_word_that_stays_below_its_threshold_is_a_near_miss(spoken, tiny_bundle):
