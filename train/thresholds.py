@@ -4,9 +4,9 @@ The streams are a commands stream (``kws make-stream --data DIR --split validati
 streams rich in negative audio (``kws make-stream --negatives DIR --split validation``: real
 running speech of readers training never heard, other words). Each is replayed once through
 the real ``Detector``, recording the smoothed posteriors of every hop; each word's threshold is
-then the lowest level at which that word alone makes no error on all of them together (no
-false alarm on the negatives or other words, no firing on another command word), so the words'
-false alarms stay near zero per hour on real speech. The choice and the streams' score with
+then the lowest level at which that word alone makes at most ``--errors`` errors (default 0) on
+all of them together (false alarms on the negatives or other words, firing on another command
+word), so the words' false alarms stay near zero per hour on real speech. The choice and the streams' score with
 the chosen thresholds go into the metadata.
 
     python -m kws_train.thresholds --model models/default --wav val.wav --wav speech.wav
@@ -31,14 +31,15 @@ LEVELS = np.round(np.concatenate([np.arange(0.5, 0.95, 0.01), np.arange(0.95, 0.
                                   [0.999, 0.9995, 0.9998, 0.9999]]), 4)
 
 
-def choose(recordings: list[Recording], bundle: Bundle, config: Config) -> tuple[dict, dict]:
+def choose(recordings: list[Recording], bundle: Bundle, config: Config,
+           errors: int = 0) -> tuple[dict, dict]:
     """Per-word thresholds and the streams' summed score (``Score.summary()``) with all of them."""
     refractory = config.posterior.refractory_ms / 1000
     tolerance = config.stream.tolerance_ms / 1000
     chosen = {}
     for word in bundle.words:
         rows = sweep(recordings, bundle.labels, [word], list(LEVELS), refractory, tolerance)
-        chosen[word] = next((float(level) for level, s in rows if s.false_alarms == 0),
+        chosen[word] = next((float(level) for level, s in rows if s.false_alarms <= errors),
                             float(LEVELS[-1]))
     thresholds = np.array([chosen.get(label, math.inf) for label in bundle.labels])
     return chosen, rescore(recordings, bundle.labels, bundle.words, thresholds, refractory,
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wav", required=True, action="append",
                         help="a validation stream from kws make-stream (repeat for several); its "
                              "labels are the CSV beside it")
+    parser.add_argument("--errors", type=int, default=0, metavar="N",
+                        help="errors each word may make on the streams (default: 0)")
     parser.add_argument("--config", help="config laid over the defaults")
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -59,9 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     config = with_overrides(config, {"words": bundle.words})
     recordings = [record_stream(bundle, config, wav, read_labels(labels_path(wav)))
                   for wav in args.wav]
-    thresholds, result = choose(recordings, bundle, config)
+    thresholds, result = choose(recordings, bundle, config, args.errors)
     report = {"streams": args.wav, "minutes": round(sum(r.duration for r in recordings) / 60, 1),
-              "rule": "lowest level with no error of that word on the streams", **result}
+              "rule": f"lowest level with at most {args.errors} errors of that word on the streams",
+              **result}
     rewrite_metadata(bundle, thresholds=thresholds, threshold_selection=report)
     print(json.dumps({"thresholds": thresholds, **report}, indent=1))
 
