@@ -36,6 +36,7 @@ from kws.config import Config, FeatureConfig
 from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.labels import NON_WORDS, reportable  # noqa: F401  (NON_WORDS: re-exported)
+from kws.quiet import quiet_c_stderr
 
 FORMAT = 1
 
@@ -125,26 +126,6 @@ def check_posteriors(probs: np.ndarray, where) -> None:
         raise BundleError(f"{where}: the model's outputs are not probabilities (range "
                           f"{low:.4g} to {high:.4g}, sum {total:.4g}); if it outputs logits, "
                           'its metadata.json must say "outputs": "logits"')
-
-
-@contextlib.contextmanager
-def quiet_c_stderr() -> Iterator[None]:
-    """Send what C libraries write to file descriptor 2 to /dev/null meanwhile (Python's own
-    ``sys.stderr`` is untouched when it is not fd 2; errors still arrive as exceptions)."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def load_bundle(path: str | Path, config: Config | None = None) -> Bundle:

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.errors import KwsError
+from kws.quiet import quiet_c_stderr
 
 SAMPLE_RATE = 16000
 MEL_BANDS = 32
@@ -106,8 +107,9 @@ class Embedding:
 
         folder = Path(folder)
         try:
-            self._mel = Interpreter(model_path=str(folder / MODEL_FILES[0]), num_threads=num_threads)
-            self._emb = Interpreter(model_path=str(folder / MODEL_FILES[1]), num_threads=num_threads)
+            with quiet_c_stderr():
+                self._mel = Interpreter(model_path=str(folder / MODEL_FILES[0]), num_threads=num_threads)
+                self._emb = Interpreter(model_path=str(folder / MODEL_FILES[1]), num_threads=num_threads)
         except (ValueError, RuntimeError) as err:
             raise VerifierUnavailable(f"{folder}: cannot load the embedding models ({err})") from None
         self.folder = folder

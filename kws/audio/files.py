@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import soundfile as sf
 import soxr
 
 from kws.errors import KwsError
+from kws.quiet import quiet_c_stderr
 from kws.units import block_samples
 
 
@@ -100,20 +100,8 @@ def _decoder_quiet(path: Path):
     if path.suffix.lower() not in NOISY:
         yield
         return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
+    with quiet_c_stderr():
         yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class _QuietFile(sf.SoundFile):
