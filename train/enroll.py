@@ -79,7 +79,7 @@ BUDGETS = {
     # Seconds, not minutes: for tests and a first look.
     "tiny": Budget(pitches=(0.88, 1.12), rates=(0.85, 1.15), copies=6, recording_copies=10,
                    other_voices=1, near_voices=3, speech_commands=300, command_clips=60,
-                   speech_windows=300, epochs=15, tune_epochs=0, stream_other_words=20, stream_repeats=1),
+                   speech_windows=300, epochs=15, tune_epochs=3, stream_other_words=20, stream_repeats=1),
 }
 
 
