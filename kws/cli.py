@@ -124,6 +124,20 @@ def detector_setup(args: argparse.Namespace, config: Config) -> tuple[Config, Bu
     return with_thresholds(config, bundle.words, args.threshold), bundle
 
 
+def require_extras(*names: str) -> None:
+    """``ModuleNotFoundError`` (one line from ``main``) when one of ``names`` is not installed,
+    found without importing it (TensorFlow takes seconds): checked before long work."""
+    import importlib.util
+
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # ValueError: sys.modules[name] is None
+            found = False
+        if not found:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def check_output_path(path: str | Path, what: str, directory: bool = False) -> Path:
     """Raise ``KwsError`` unless ``path`` (a file, or with ``directory`` a folder) can be written,
     creating missing parent folders: checked before long work, not after it."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kws.cli import require_extras
 from kws.config import Config
 from kws.errors import KwsError
 
@@ -74,15 +75,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from kws_train.enroll import check_inputs, enroll, format_report, summary_line
 
     check_inputs(args.words, args.out, args.recordings, args.with_commands, data)
-    import importlib.util
-
-    for name in ("keras", "tensorflow"):  # found, not imported: before minutes of synthesis
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):  # ValueError: sys.modules[name] is None
-            found = False
-        if not found:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    require_extras("keras", "tensorflow")  # found, not imported: before minutes of synthesis
     report = enroll(config, args.words, args.out, recordings=args.recordings,
                     with_commands=args.with_commands, data=data, negatives=negatives,
                     engines=engines, budget=args.budget, seed=args.seed, cache=args.cache,

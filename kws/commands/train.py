@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from kws.bundle import check_bundle_target
-from kws.cli import check_output_path
+from kws.cli import check_output_path, require_extras
 from kws.config import ARCHITECTURES, Config, with_overrides
 from kws.data.speech_commands import check_training_classes
 from kws.errors import KwsError
@@ -35,20 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TensorFlow threads (default: all cores)")
 
 
-def _require_training_extras() -> None:
-    """``ModuleNotFoundError`` (one line from ``kws.cli``) when the training extras are missing,
-    found without importing them (TensorFlow takes seconds)."""
-    import importlib.util
-
-    for name in ("kws_train", "keras", "tensorflow"):
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):  # ValueError: sys.modules[name] is None
-            found = False
-        if not found:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-
 def run(args: argparse.Namespace, config: Config) -> int:
     config = with_overrides(config, {
         "train.data": str(Path(args.data).resolve()) if args.data else None,
@@ -58,7 +44,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     data = Path(config.train.data)
     if not data.is_dir():  # before the seconds TensorFlow takes to import
         raise KwsError(f"{data}: no such dataset directory")
-    _require_training_extras()
+    require_extras("kws_train", "keras", "tensorflow")
     # Before TensorFlow and hours of training: --out must be writable, and never anything but a
     # kws bundle is replaced; the data must hold readable clips of at least two classes.
     check_bundle_target(args.out)
