@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,3 +87,34 @@ def virtual_mic() -> Iterator[VirtualMic]:
             pytest.skip(f"{tool} not installed (apt-get install {package})")
     with pulse_server() as mic:
         yield mic
+
+
+class Lines:
+    """A pipe's lines, collected by a thread so a test can wait for one without blocking."""
+
+    def __init__(self, pipe):
+        self.lines: list[str] = []
+        self._new: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:  # progress redraws (\r) count as lines of their own
+            for part in line.replace("\r", "\n").split("\n"):
+                if part.strip():
+                    self.lines.append(part)
+                    self._new.put(part)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if text in self._new.get(timeout=max(0.0, deadline - time.monotonic())):
+                    return
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} within {timeout} s:\n"
+                                     + "\n".join(self.lines)) from None
+
+    def close(self) -> list[str]:
+        self._thread.join(timeout=10)
+        return self.lines

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 
@@ -24,7 +22,7 @@ import soundfile as sf
 
 from kws.live import Report
 from kws.detector import Detection
-from pulse import VirtualMic, pulse_server, virtual_mic  # noqa: F401 (a fixture)
+from pulse import Lines, VirtualMic, pulse_server, virtual_mic  # noqa: F401 (a fixture)
 
 RATE = 16000
 
@@ -53,35 +51,6 @@ np.savez(out, samples=samples, arrivals=np.array(arrivals))
 def _kws(mic: VirtualMic, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kws", *args], env=mic.env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
-
-
-class Lines:
-    """A pipe's lines, collected by a thread so a test can wait for one without blocking."""
-
-    def __init__(self, pipe):
-        self.lines: list[str] = []
-        self._new: queue.Queue[str] = queue.Queue()
-        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
-        self._thread.start()
-
-    def _read(self, pipe) -> None:
-        for line in pipe:
-            self.lines.append(line.rstrip("\n"))
-            self._new.put(line)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if text in self._new.get(timeout=max(0.0, deadline - time.monotonic())):
-                    return
-            except queue.Empty:
-                raise AssertionError(f"no {text!r} within {timeout} s:\n"
-                                     + "\n".join(self.lines)) from None
-
-    def close(self) -> list[str]:
-        self._thread.join(timeout=10)
-        return self.lines
 
 
 @pytest.mark.slow

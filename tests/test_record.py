@@ -6,11 +6,9 @@ A word spoken by espeak-ng is played into the microphone each time ``kws record`
 
 from __future__ import annotations
 
-import queue
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -18,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from kws.commands.record import check_take
-from pulse import virtual_mic  # noqa: F401 (a fixture)
+from pulse import Lines, virtual_mic  # noqa: F401 (a fixture)
 
 RATE = 16000
 
@@ -35,29 +33,6 @@ def _word(tmp_path, gain: float):
     path = tmp_path / f"word{gain:g}.wav"
     sf.write(path, np.concatenate([pad, audio, pad]), RATE, subtype="PCM_16")
     return path, len(audio) / RATE
-
-
-class Lines:
-    def __init__(self, pipe):
-        self.lines: list[str] = []
-        self._new: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, args=(pipe,), daemon=True).start()
-
-    def _read(self, pipe):
-        for line in pipe:
-            for part in line.replace("\r", "\n").split("\n"):
-                if part.strip():
-                    self.lines.append(part)
-                    self._new.put(part)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if text in self._new.get(timeout=max(0.0, deadline - time.monotonic())):
-                    return
-            except queue.Empty:
-                raise AssertionError(f"no {text!r} within {timeout} s:\n" + "\n".join(self.lines)) from None
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ from kws.detector import Detector, chunks, replay
 from kws.features import mel_basis
 from kws.live import Report
 from kws.detector import Detection
-from pulse import pulse_server
+from pulse import Lines, pulse_server
 
 RATE = 16000
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -177,7 +177,6 @@ def _kws(mic, *args: str) -> subprocess.Popen:
 @pytest.mark.slow
 @pytest.mark.pulse
 def test_stalled_audio_server_warns_and_stops_at_once(tiny_bundle, tmp_path):
-    from test_listen import Lines
 
     config = tmp_path / "stall.yaml"
     config.write_text("audio:\n  stall_seconds: 1.0\n")
