@@ -41,7 +41,7 @@ import numpy as np
 from kws.audio.files import read_audio, write_wav
 from kws.bundle import load_bundle, rewrite_metadata
 from kws.config import Config, with_overrides
-from kws.data.negatives import AUDIO_SUFFIXES, negative_files
+from kws.data.negatives import audio_files, negative_files
 from kws.errors import KwsError
 from kws.eval.testaudio import pick_negatives
 from kws.features import FrontEnd
@@ -248,7 +248,7 @@ def read_recordings(folder: str | Path, word: str, single: bool, sample_rate: in
     every audio file in ``DIR``; trimmed of silence. Unreadable or silent files are skipped."""
     folder = Path(folder)
     slug = re.sub(r"[^a-z0-9]+", "_", word).strip("_")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    files = audio_files(folder)
     if not single:
         files = [p for p in files if p.parent.name in (slug, word) or p.name.startswith(slug)]
     out = []

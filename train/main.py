@@ -143,7 +143,7 @@ def load_negatives(config: Config) -> list[NegativeSource]:
     for source in tc.negatives.sources:
         holdout = tc.negatives.holdout if source.holdout is None else source.holdout
         paths = negative_files(source.path, "training", holdout)
-        clips = load_audio_files(paths, sr, f"negatives in {Path(source.path).name}")
+        clips, _ = load_audio_files(paths, sr, f"negatives in {Path(source.path).name}")
         if not clips:
             raise KwsError(f"{source.path}: no readable training audio in this negative source")
         out.append(NegativeSource(clips, round(source.weight * tc.clips_per_class), source.context))

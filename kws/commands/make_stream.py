@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -53,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     from kws.data.negatives import audio_files, negative_files
-    from kws.data.speech_commands import UNKNOWN, list_clips, load_noise
+    from kws.data.speech_commands import UNKNOWN, list_clips, load_audio_files, load_noise
     from kws.eval.testaudio import build_stream, labels_path, pick_clips, pick_negatives, write_labels
 
     if args.minutes is not None and not 0 < args.minutes < 1e5:
@@ -82,11 +81,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
         unknown = sorted(set(by_word) - set(config.words))
         picked = pick_clips(by_word, config.words, unknown, (args.minutes or 10.0) * 60,
                             config.stream, rng, read)
-    noise_dir = args.noise or (Path(args.data) if args.data else None)
     if args.noise:
-        noises = [read(path) for path in audio_files(args.noise)]
+        noises, _ = load_audio_files(audio_files(args.noise), rate, "noise")
     else:
-        noises = load_noise(noise_dir, rate)[0] if noise_dir else []
+        noises, _ = load_noise(args.data, rate) if args.data else ([], [])
     audio, labels = build_stream(picked, noises, config.stream, rate, rng)
     write_wav(args.out, audio, rate)
     write_labels(labels_out, labels)

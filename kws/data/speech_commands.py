@@ -181,27 +181,22 @@ def load_audio(clips: ClipSet, sample_rate: int, clip_samples: int, desc: str = 
     return Audio(waves[keep], targets, skipped)
 
 
-def load_audio_files(paths: list[Path], sample_rate: int, desc: str) -> list[np.ndarray]:
-    """Decode whole files of any length; unreadable ones are skipped."""
-    out = []
+def load_audio_files(paths: list[Path], sample_rate: int,
+                     desc: str = "files") -> tuple[list[np.ndarray], list[str]]:
+    """Decode whole files of any length; unreadable ones are skipped and listed."""
+    out, skipped = [], []
     for path in tqdm(paths, desc=f"reading {desc}", unit="file", leave=False, disable=None):
         try:
             out.append(read_audio(path, sample_rate))
-        except AudioFileError:
-            continue
-    return out
+        except AudioFileError as err:
+            skipped.append(str(err))
+    return out, skipped
 
 
 def load_noise(root: str | Path, sample_rate: int) -> tuple[list[np.ndarray], list[str]]:
     """Background-noise recordings (``_background_noise_``); unreadable ones are skipped."""
     folder = Path(root) / NOISE_DIR
-    noises, skipped = [], []
-    for path in _audio_files(folder) if folder.is_dir() else []:
-        try:
-            noises.append(read_audio(path, sample_rate))
-        except AudioFileError as err:
-            skipped.append(str(err))
-    return noises, skipped
+    return load_audio_files(_audio_files(folder) if folder.is_dir() else [], sample_rate, "noise")
 
 
 def check_training_classes(root: str | Path, config) -> dict[str, int]:
