@@ -8,7 +8,8 @@ from conftest import run_kws
 
 from kws.cli import main
 
-COMMANDS = ["listen", "devices", "replay", "make-stream", "eval-stream", "bench", "train", "eval"]
+COMMANDS = ["listen", "devices", "replay", "make-stream", "eval-stream", "bench", "train", "eval",
+            "enroll", "record"]
 
 
 def test_every_command_has_help(capsys):
@@ -21,14 +22,17 @@ def test_every_command_has_help(capsys):
         assert capsys.readouterr().out.startswith(f"usage: kws {command}")
 
 
-def test_missing_training_extras_is_one_line(tmp_path):
-    # A runtime-only install (no TensorFlow/Keras): `kws train` must say what to install.
+@pytest.mark.parametrize("command", ["train", "enroll"])
+def test_missing_training_extras_is_one_line(command, tmp_path):
+    # A runtime-only install (no TensorFlow/Keras): the command must say what to install.
+    args = {"train": ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")],
+            "enroll": ["enroll", "lights", "--out", str(tmp_path / "m")]}[command]
     code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
             "from kws.cli import main\n"
-            f"sys.exit(main(['train', '--data', {str(tmp_path)!r}, '--out', {str(tmp_path / 'm')!r}]))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            f"sys.exit(main({args!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("kws: error: `kws train` needs the training extras (keras is "
+    assert result.stderr.strip() == (f"kws: error: `kws {command}` needs the training extras (keras is "
                                      "not installed): pip install -e '.[train]'")
 
 
