@@ -8,6 +8,8 @@ Layout::
     model.tflite        float LiteRT model: (1, frames, dim) features -> (1, classes) posteriors,
                         or logits where metadata says ``"outputs": "logits"`` (softmax at run time)
     model_int8.tflite   int8-quantised variant (optional)
+    model_stream.tflite the streaming twin (optional; metadata ``stream``): the frames of one
+                        hop and a state vector -> logits and the next state
     model.keras         the Keras model, for further training (optional)
 
 The feature parameters travel with the model, so streaming computes exactly the features the
@@ -39,6 +41,7 @@ from kws.labels import NON_WORDS, reportable  # noqa: F401  (NON_WORDS: re-expor
 from kws.quiet import quiet_c_stderr
 
 FORMAT = 1
+STREAM_MODEL = "model_stream.tflite"
 
 
 class BundleError(KwsError):
@@ -63,6 +66,15 @@ class Bundle:
     @property
     def has_int8(self) -> bool:
         return (self.path / "model_int8.tflite").is_file()
+
+    @property
+    def stream_step(self) -> int | None:
+        """Frames per call of the streaming model; ``None`` when the bundle has none."""
+        stream = self.metadata.get("stream")
+        if not isinstance(stream, dict) or not (self.path / STREAM_MODEL).is_file():
+            return None
+        step = stream.get("step")
+        return step if isinstance(step, int) and step > 0 else None
 
     def model_file(self, int8: bool = False) -> Path:
         path = self.path / ("model_int8.tflite" if int8 else "model.tflite")
@@ -94,22 +106,36 @@ class Bundle:
             raise BundleError(f"{path}: {err}") from None
 
     def classifier(self, num_threads: int = 1, int8: bool = False):
-        """The LiteRT classifier, checked to output probabilities (see ``check_posteriors``).
-
-        LiteRT's own start-up line ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
-        goes to the C stderr; it is kept out of kws's output."""
+        """The LiteRT window classifier, checked to output probabilities (``check_posteriors``)."""
         from kws.inference import Classifier
 
         model = self.model_file(int8)
+        return self._checked(model, lambda: Classifier(model, num_threads=num_threads, softmax=self._logits))
+
+    def streaming_classifier(self, num_threads: int = 1):
+        """The streaming LiteRT classifier (``kws.inference.StreamingClassifier``), checked like
+        ``classifier`` and reset."""
+        from kws.inference import StreamingClassifier
+
+        model = self.path / STREAM_MODEL
+        return self._checked(model, lambda: StreamingClassifier(model, num_threads=num_threads,
+                                                                softmax=self._logits))
+
+    @property
+    def _logits(self) -> bool:
+        return self.metadata.get("outputs") == "logits"
+
+    def _checked(self, model: Path, make):
+        # LiteRT's own start-up line ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+        # goes to the C stderr; it is kept out of kws's output.
         with quiet_c_stderr():
-            classifier = Classifier(model, num_threads=num_threads,
-                                    softmax=self.metadata.get("outputs") == "logits")
-            frames = classifier.input_shape
-            probe = np.zeros(frames, np.float32)
+            classifier = make()
+            probe = np.zeros(getattr(classifier, "frame_shape", None) or classifier.input_shape, np.float32)
             try:
                 probs = classifier(probe)
             except (ValueError, RuntimeError) as err:
                 raise BundleError(f"{model}: the model does not run ({err})") from None
+        classifier.reset()
         check_posteriors(probs, model)
         return classifier
 

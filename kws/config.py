@@ -91,6 +91,7 @@ class DetectorConfig(_Section):
     hop_ms: float = Field(gt=0, le=MAX_SPAN_MS)
     num_threads: int = Field(ge=1, le=MAX_THREADS)
     int8: bool
+    streaming: bool = True
 
 
 class PosteriorConfig(_Section):

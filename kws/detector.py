@@ -8,7 +8,9 @@ ring and runs the stages::
     SampleSource   ring buffer; resampling to the model's rate when the input rate differs
     FeatureWindow  incremental features (only the frames new samples complete) kept in a
                    preallocated ring of the latest one-second window
-    Classifier     LiteRT over that window, every ``detector.hop_ms``
+    Classifier     LiteRT every ``detector.hop_ms``: the streaming model on the hop's new
+                   frames (its state carried from hop to hop) when the bundle has one for
+                   that hop, else the window model over the whole window
     Posterior      smoothing, thresholds, refractory time (``kws.posterior``)
 
 ``Detector(source, window, classifier, posterior)`` wires stages it is given (tests wire
@@ -137,9 +139,11 @@ class FeatureWindow:
 class Detector:
     """Ring buffer -> features -> classifier every hop -> posterior -> ``Detection``s.
 
-    ``classifier`` is any callable from a ``(frames, dim)`` window to class posteriors (a
-    ``kws.inference.Classifier``, or a stand-in in tests); ``posterior.labels`` names its
-    outputs. ``int8`` only says which model the classifier runs, for messages.
+    ``classifier`` is a callable to class posteriors (``posterior.labels`` names them): from a
+    ``(frames, dim)`` window (a ``kws.inference.Classifier``, or a stand-in in tests), or, when
+    it has a ``step``, from the newest ``step`` frames, called every ``step`` frames from the
+    first frame of the stream on (a ``kws.inference.StreamingClassifier``). ``int8`` only says
+    which model the classifier runs, for messages.
     """
 
     def __init__(self, source: SampleSource, window: FeatureWindow,
@@ -150,6 +154,12 @@ class Detector:
         self.classifier = classifier
         self.posterior = posterior
         self.int8 = int8
+        # Frames per streaming call: it must end on every hop, and the first window must end a
+        # call (windows start on frame 0), so the step is the hop and divides the window.
+        self.step = getattr(classifier, "step", None)
+        if self.step is not None and (self.step != window.hop_frames or window.frames % self.step):
+            raise KwsError(f"a streaming classifier of {self.step} frames a call cannot run hops of "
+                           f"{window.hop_frames} frames over {window.frames}-frame windows")
         self.input_rate = source.input_rate
         self.timings: StageTimings | None = None
         # Called every hop with (stream seconds, smoothed posteriors, a fresh array each time):
@@ -170,17 +180,23 @@ class Detector:
         source = SampleSource(max(1, seconds_to_samples(config.audio.ring_seconds, input_rate)),
                               input_rate, rate)
         frontend = bundle.frontend()
-        # Not every architecture quantises (the LSTM's int8 conversion fails): fall back to float.
-        int8 = config.detector.int8 and bundle.has_int8
-        classifier = bundle.classifier(config.detector.num_threads, int8)
         frames = frontend.num_frames(config.audio.clip_samples)
-        if classifier.input_shape != (frames, frontend.dim) or \
-                classifier.num_classes != len(bundle.labels):
-            raise BundleError(f"{bundle.path}: model takes {classifier.input_shape} -> "
-                              f"{classifier.num_classes} classes, but the bundle describes "
-                              f"{(frames, frontend.dim)} -> {len(bundle.labels)}")
-        window = FeatureWindow(frontend, frames, ms_to_hops(config.detector.hop_ms,
-                                                            config.features.stride_ms))
+        hop = ms_to_hops(config.detector.hop_ms, config.features.stride_ms)
+        window = FeatureWindow(frontend, frames, hop)
+        if config.detector.streaming and bundle.stream_step == hop and frames % hop == 0:
+            int8 = False
+            classifier = bundle.streaming_classifier(config.detector.num_threads)
+            shape = classifier.frame_shape
+            expected = (hop, frontend.dim)
+        else:
+            # Not every architecture quantises (the LSTM's int8 conversion fails): fall back to float.
+            int8 = config.detector.int8 and bundle.has_int8
+            classifier = bundle.classifier(config.detector.num_threads, int8)
+            shape = classifier.input_shape
+            expected = (frames, frontend.dim)
+        if shape != expected or classifier.num_classes != len(bundle.labels):
+            raise BundleError(f"{bundle.path}: model takes {shape} -> {classifier.num_classes} "
+                              f"classes, but the bundle describes {expected} -> {len(bundle.labels)}")
         posterior = Posterior.from_config(bundle.labels, bundle.thresholds, config)
         return cls(source, window, classifier, posterior, int8=int8)
 
@@ -217,13 +233,18 @@ class Detector:
         if timings is not None:
             timings.features.append(_time.perf_counter() - start)
         found = []
+        window, step = self.window, self.step
         for frame in frames:
-            if not self.window.append(frame):
-                continue
-            now = self.window.end_time + self._lost_seconds
+            due = window.append(frame)
             t0 = _time.perf_counter()
-            probs = self.classifier(self.window.latest)
+            if step is not None and window.count % step == 0:
+                probs = self.classifier(window.latest[-step:])
+            if not due:
+                continue
+            if step is None:
+                probs = self.classifier(window.latest)
             t1 = _time.perf_counter()
+            now = window.end_time + self._lost_seconds
             if not np.isfinite(probs).all():
                 raise KwsError(f"the model output NaN or infinite scores at {now:.2f} s")
             fired = self.posterior.update(probs, now)

@@ -1,4 +1,5 @@
-"""Run a LiteRT classifier over one feature window."""
+"""LiteRT classifiers: over one feature window (``Classifier``), or over the frames of one hop
+with the state carried from hop to hop (``StreamingClassifier``)."""
 
 from __future__ import annotations
 
@@ -38,15 +39,70 @@ class Classifier:
         self._interpreter.set_tensor(self._input["index"], _to_tensor(window[None], self._input))
         self._interpreter.invoke()
         out = _from_tensor(self._interpreter.get_tensor(self._output["index"])[0], self._output)
-        if self.softmax:
-            out = np.exp(out - out.max(), dtype=np.float32)
-            out /= out.sum()
-        return out
+        return softmax(out) if self.softmax else out
+
+    def reset(self) -> None:
+        """Nothing to forget: every call sees its whole window."""
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """Posteriors ``(n, num_classes)`` for a batch of windows (run one at a time)."""
         return np.stack([self(w) for w in windows]) if len(windows) else \
             np.zeros((0, self.num_classes), np.float32)
+
+
+class StreamingClassifier:
+    """A streaming LiteRT model (``kws_train.stream``): the ``step`` new frames of a hop and
+    the state in, the logits of the window ending with them and the next state out.
+
+    The state is explicit: a float vector this object carries from call to call, zero after
+    ``reset``, so the model itself holds nothing between calls. Every frame of the stream must
+    pass through, in order, ``step`` at a time, from the first one on: a value a later window
+    needs is computed once, when its last frame arrives. Called on frames ``[t - step, t)``
+    it returns what the window model gives on the window ending at frame ``t`` (for an LSTM,
+    from its carried state).
+    """
+
+    def __init__(self, model_path: str | Path, num_threads: int = 1, softmax: bool = True):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.softmax = softmax
+        try:
+            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+            runner = self._interpreter.get_signature_runner()
+            ins, outs = runner.get_input_details(), runner.get_output_details()
+            self._frames, self._state_in = ins["frames"]["index"], ins["state"]["index"]
+            self._logits, self._state_out = outs["logits"]["index"], outs["state"]["index"]
+        except (ValueError, RuntimeError, KeyError) as err:
+            raise KwsError(f"{model_path}: cannot load streaming LiteRT model ({err})") from None
+        self.step, dim = (int(d) for d in ins["frames"]["shape"][1:])
+        self.frame_shape = (self.step, dim)
+        self.num_classes = int(outs["logits"]["shape"][-1])
+        self._state = np.zeros(ins["state"]["shape"], np.float32)
+
+    @property
+    def state(self) -> np.ndarray:
+        """The state the next call starts from (a copy)."""
+        return self._state[0].copy()
+
+    def reset(self) -> None:
+        """Forget the stream: the next call is its first hop."""
+        self._state[:] = 0
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Posteriors ``(num_classes,)`` after the ``(step, dim)`` frames of one more hop."""
+        interpreter = self._interpreter
+        interpreter.set_tensor(self._frames, np.asarray(frames, np.float32)[None])
+        interpreter.set_tensor(self._state_in, self._state)
+        interpreter.invoke()
+        self._state = interpreter.get_tensor(self._state_out)
+        out = interpreter.get_tensor(self._logits)[0]
+        return softmax(out) if self.softmax else out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    out = np.exp(logits - logits.max(), dtype=np.float32)
+    return out / out.sum()
 
 
 def _to_tensor(values: np.ndarray, detail: dict) -> np.ndarray:

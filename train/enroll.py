@@ -45,6 +45,7 @@ from kws.data.negatives import audio_files, negative_files
 from kws.errors import KwsError
 from kws.eval.testaudio import pick_negatives
 from kws.features import FrontEnd
+from kws.units import ms_to_hops
 from kws.labels import SILENCE, UNKNOWN, labels_for
 from kws_train import synth
 
@@ -675,16 +676,11 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
         calib_waves += [augmenter.silence(length, rng) for _ in range(30)]
         calib_waves += [_place(read_audio(c.path, sr), length, rng) for c in list(other_train)[:150]]
         calibration = np.stack([frontend.compute(w_) for w_ in calib_waves]).astype(np.float32)
-        float_path, int8_path = tmp / "model.tflite", tmp / "model_int8.tflite"
-        float_path.write_bytes(export.to_tflite(full))
         bar.advance(0.3)
         check = np.stack([frontend.compute(w_) for w_ in val_waves[:64]]).astype(np.float32)
-        max_diff = export.check_against_keras(full, float_path, check)
-        litert = {"model.tflite": float_path}
-        int8 = export.to_tflite(full, calibration)
-        if int8 is not None:
-            int8_path.write_bytes(int8)
-            litert["model_int8.tflite"] = int8_path
+        litert, checks = export.litert_models(full, tmp, check, calibration,
+                                              ms_to_hops(config.detector.hop_ms, config.features.stride_ms))
+        max_diff = checks["litert_vs_keras_max_diff"]
         bar.advance(0.9)
         training = {"arch": "enrolled head on " + str(base_bundle.metadata.get("arch", "?")),
                     "base": str(base_bundle.path), "budget": budget_name, "seed": seed,
@@ -702,7 +698,8 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
                        "near_words": nears}
         export.write_bundle(out, keras.Model(full.inputs, full.outputs), litert, frontend, labels,
                             config.audio.clip_seconds, {}, [], arch=training["arch"],
-                            training=training, enroll=enroll_meta)
+                            training=training, enroll=enroll_meta,
+                            stream=checks["stream"])
 
     # ---- thresholds on validation streams, report on testing streams
     bar.stage("choosing thresholds")

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kws.bundle import bundle_writer, write_metadata
+from kws.bundle import STREAM_MODEL, bundle_writer, write_metadata
 from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.inference import Classifier
@@ -58,12 +58,18 @@ def to_tflite(model: keras.Model, representative: np.ndarray | None = None) -> b
     """
     spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32, name="features")
     model = logits_model(model)
+    return convert_function(model, lambda x: model(x, training=False), [spec], representative)
+
+
+def convert_function(model: keras.Model, fn, specs: list, representative: np.ndarray | None = None) -> bytes | None:
+    """LiteRT flatbuffer of ``fn`` (with ``model``'s weights) over inputs ``specs``, through a
+    SavedModel; int8 in a child process when ``representative`` inputs are given (``None``
+    if that conversion fails)."""
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "saved"
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint(name="serve", fn=lambda x: model(x, training=False),
-                             input_signature=[spec])
+        archive.add_endpoint(name="serve", fn=fn, input_signature=specs)
         archive.write_out(str(saved), verbose=False)
         if representative is None:
             return convert(saved)
@@ -88,6 +94,21 @@ def litert_posteriors(path: Path, windows: np.ndarray) -> np.ndarray:
     return Classifier(path, softmax=True).predict(windows)
 
 
+def stream_vs_window(model: keras.Model, path: Path, frames: np.ndarray) -> np.ndarray:
+    """For every window of ``frames`` ``(n, dim)`` that a stream ends a hop on: the largest
+    difference between the streaming LiteRT model's posteriors (``path``, run from a reset
+    over all the frames in order, as the detector runs it) and ``model``'s on that window."""
+    from kws.inference import StreamingClassifier
+
+    stream = StreamingClassifier(path, softmax=True)
+    size, step = model.input_shape[1], stream.step
+    got, ends = [], range(step, len(frames) + 1, step)
+    for end in ends:
+        got.append(stream(frames[end - step:end]))
+    windows = np.stack([frames[end - size:end] for end in ends if end >= size])
+    return np.abs(np.stack(got[-len(windows):]) - predict(model, windows, batch_size=256)).max(axis=1)
+
+
 def check_against_keras(model: keras.Model, path: Path, windows: np.ndarray,
                         tolerance: float = FLOAT_TOLERANCE) -> float:
     """Largest posterior difference between LiteRT and Keras; an error beyond ``tolerance``."""
@@ -98,6 +119,36 @@ def check_against_keras(model: keras.Model, path: Path, windows: np.ndarray,
         raise KwsError(f"{path.name}: LiteRT posteriors differ from Keras by {diff:.3g} "
                        f"(tolerance {tolerance}); not exporting a broken model")
     return diff
+
+
+def litert_models(model: keras.Model, work: Path, check: np.ndarray, calibration: np.ndarray,
+                  step: int) -> tuple[dict[str, Path], dict]:
+    """Write the bundle's LiteRT models into ``work``; return ``{bundle name: path}`` and what
+    the checks measured (``litert_vs_keras_max_diff``, and ``stream`` for the metadata).
+
+    The float model is checked against Keras on the ``check`` windows; the int8 one is left
+    out if it does not convert (``to_tflite``); the streaming twin for hops of ``step`` frames
+    (``kws_train.stream``) is left out if the model does not stream, and checked on the
+    ``check`` windows' frames played in a row.
+    """
+    from kws_train import stream
+
+    float_path = work / "model.tflite"
+    float_path.write_bytes(to_tflite(model))
+    litert = {"model.tflite": float_path}
+    info = {"litert_vs_keras_max_diff": check_against_keras(model, float_path, check)}
+    int8 = to_tflite(model, calibration)
+    if int8 is None:
+        print("int8 conversion failed: the bundle has the float model only", flush=True)
+    else:
+        (work / "model_int8.tflite").write_bytes(int8)
+        litert["model_int8.tflite"] = work / "model_int8.tflite"
+    stream_path = work / STREAM_MODEL
+    info["stream"] = stream.export(model, step, stream_path, check.reshape(-1, check.shape[-1]),
+                                   FLOAT_TOLERANCE)
+    if info["stream"] is not None:
+        litert[STREAM_MODEL] = stream_path
+    return litert, info
 
 
 def latency_ms(path: Path, window: np.ndarray, runs: int = 200) -> float:

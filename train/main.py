@@ -15,7 +15,7 @@ from kws.bundle import load_bundle
 from kws.config import Config
 from kws.errors import KwsError
 from kws.features import FrontEnd
-from kws.units import ms_to_samples
+from kws.units import ms_to_hops, ms_to_samples
 from kws_train import export
 from kws_train.augment import Augmenter, silence_clips
 from kws.data.speech_commands import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
@@ -203,24 +203,19 @@ def finish(model: keras.Model, prep: Prepared, config: Config, out: str | Path, 
     """Export to LiteRT (checked against Keras), score validation and test, write the bundle."""
     tc, labels = config.train, prep.labels
     rng = np.random.default_rng(tc.seed)
-    float_path, int8_path = work / "model.tflite", work / "model_int8.tflite"
-    float_path.write_bytes(export.to_tflite(model))
-    max_diff = export.check_against_keras(model, float_path, prep.val_x[:64])
     calibration = prep.sample_x[rng.choice(len(prep.sample_x), min(CALIBRATION_WINDOWS, len(prep.sample_x)),
                                            replace=False)]
-    int8 = export.to_tflite(model, calibration)
-    litert = {"model.tflite": float_path}
+    step = ms_to_hops(config.detector.hop_ms, config.features.stride_ms)
+    litert, checks = export.litert_models(model, work, prep.val_x[:64], calibration, step)
+    float_path = litert["model.tflite"]
     metrics = {"validation": _litert_scores(float_path, prep.val_x, prep.val)}
     test = evaluation_audio(prep.data, "testing", config, seed=tc.seed)
     if (test.targets > labels.index(SILENCE)).any():
         metrics["testing"] = _litert_scores(float_path, features(prep.frontend, test.waves), test)
-    metrics["litert_vs_keras_max_diff"] = max_diff
+    metrics["litert_vs_keras_max_diff"] = checks["litert_vs_keras_max_diff"]
     metrics["latency_ms"] = {"float": export.latency_ms(float_path, prep.val_x[0])}
-    if int8 is None:
-        print("int8 conversion failed: the bundle has the float model only", flush=True)
-    else:
-        int8_path.write_bytes(int8)
-        litert["model_int8.tflite"] = int8_path
+    if "model_int8.tflite" in litert:
+        int8_path = litert["model_int8.tflite"]
         metrics["validation_int8"] = _litert_scores(int8_path, prep.val_x, prep.val)
         metrics["int8_cost"] = {key: metrics["validation"][key] - metrics["validation_int8"][key]
                                 for key in ("accuracy", "balanced_accuracy")}
@@ -239,7 +234,8 @@ def finish(model: keras.Model, prep: Prepared, config: Config, out: str | Path, 
     export.write_bundle(out, keras.Model(model.inputs, model.outputs),  # without optimizer state
                         litert, prep.frontend,
                         labels, config.audio.clip_seconds, {}, reports, arch=training["arch"],
-                        data=summary, training=training, metrics=metrics)
+                        data=summary, training=training, metrics=metrics,
+                        stream=checks["stream"])
     if is_chief():  # the other tasks of a cluster said "not the chief" (export.write_bundle)
         print(f"bundle written to {out}", flush=True)
     return metrics

@@ -26,8 +26,8 @@ from speech import make_dataset  # noqa: E402
 
 TINY_WORDS = ["yes", "no", "up", "stop"]
 TINY_UNKNOWN = ["bird", "house"]
-KEEP = ("metadata.json", "frontend.npz", "model.tflite", "model_int8.tflite", "model.keras",
-        "metrics.json")
+KEEP = ("metadata.json", "frontend.npz", "model.tflite", "model_int8.tflite", "model_stream.tflite",
+        "model.keras", "metrics.json")
 
 
 def main() -> None:
