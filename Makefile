@@ -48,7 +48,7 @@ $(STAMPS)/runtime: $(STAMPS)/apt-runtime pyproject.toml Makefile
 
 $(STAMPS)/test: $(STAMPS)/apt-test pyproject.toml Makefile
 	[ -x $(PY) ] || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,peers]"
 	touch $@
 
 clean-env:

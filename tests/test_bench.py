@@ -1,10 +1,15 @@
 """`kws bench` runs end to end on a real model and reports every figure it promises.
 
 Timing is shown by the benchmark itself, never asserted here: these checks are about shape
-and sanity (ordering of percentiles, words detected in a spoken stream), not speed.
+and sanity (ordering of percentiles, words detected in a spoken stream), not speed. The same
+holds for ``--peers``: the rows are there and positive, whichever engine is cheaper.
 """
 
 import json
+import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -50,3 +55,52 @@ def test_bench_against_the_naive_baseline(tiny_bundle, spoken, tmp_path):
 def test_bench_rejects_half_a_stream(tiny_bundle, tmp_path):
     result = run_kws("bench", "--model", str(tiny_bundle), "--wav", "x.wav", check=False)
     assert result.returncode == 2 and "go together" in result.stderr
+
+
+def test_bench_against_peers(tiny_bundle, tmp_path):
+    pytest.importorskip("pymicro_wakeword")  # the `peers` extra; `make test` installs it
+    result = run_kws("bench", "--config", str(tiny_bundle.parent / "tiny.yaml"), "--model", str(tiny_bundle),
+                     "--json", "--peers", "--peer-seconds", "5", "--no-baseline", "--hops", "20",
+                     "--minutes", "0.05", "--live-seconds", "1", "--startup-runs", "1",
+                     "--plot", str(tmp_path / "hist.png"), timeout=300)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    peers = report["peers"]
+    systems = peers["systems"]
+    assert peers["audio_s"] == pytest.approx(62 * 0.08)  # 5 s cut to whole 80-ms steps
+    assert systems[0]["name"] == "kws" and systems[0]["ratio"] == 1 and systems[0]["words"] == 4
+    for system in systems:
+        assert len(system["cpu_s"]) == peers["rounds"] == 3
+        assert system["cpu_ms_per_s"] > 0 and 0 < system["ratio"] < math.inf
+        assert system["cpu_ms_per_word_s"] == pytest.approx(system["cpu_ms_per_s"] / system["words"])
+    micro = [s for s in systems if s["name"].startswith("microWakeWord")]
+    assert [s["words"] for s in micro] == [1, 4] and "microWakeWord" not in peers["missing"]
+    if "openWakeWord" in peers["missing"]:
+        assert "wyoming-openwakeword" in peers["missing"]["openWakeWord"]
+    else:
+        assert [s["words"] for s in systems if s["name"].startswith("openWakeWord")][0] == 1
+
+    from kws.commands.bench import format_report
+
+    table = format_report(report)
+    assert "ratio to kws" in table and all(s["name"] in table for s in systems)
+
+
+def test_bench_rejects_no_peer_seconds(tiny_bundle):
+    result = run_kws("bench", "--model", str(tiny_bundle), "--peers", "--peer-seconds", "0", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["kws: error: --peer-seconds must be at least 1 (and at most a "
+                                                  "day), got 0"]
+
+
+def test_bench_peers_without_any_peer_is_one_line(tiny_bundle, tmp_path):
+    # Neither engine importable (the embedding models are found through their packages).
+    code = ("import sys\n"
+            "for name in ('pymicro_wakeword', 'wyoming_openwakeword', 'openwakeword'): sys.modules[name] = None\n"
+            "from kws.cli import main\n"
+            f"sys.exit(main(['bench', '--model', {str(tiny_bundle)!r}, '--peers', '--no-baseline']))")
+    env = {k: v for k, v in os.environ.items() if k != "KWS_EMBEDDING_MODELS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "kws: error: --peers: neither microWakeWord nor openWakeWord is installed: "
+        "pip install 'kws[peers]' (or pip install pymicro-wakeword)"]

@@ -1,5 +1,6 @@
 """``kws bench``: per-hop latency, real-time factor, detection latency, start-up and memory,
-ours against the tutorials' naive loop, measured in one run on one CPU thread."""
+ours against the tutorials' naive loop, measured in one run on one CPU thread; with
+``--peers``, CPU per second of audio against microWakeWord and openWakeWord (``kws.eval.peers``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="process starts timed, the median is reported (default: %(default)s)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the naive baseline (it needs TensorFlow and librosa)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also time microWakeWord and openWakeWord, where installed, on the same audio "
+                             "(pip install 'kws[peers]')")
+    parser.add_argument("--peer-seconds", type=float, default=120.0,
+                        help="audio for the --peers comparison, in seconds (default: %(default)s)")
     parser.add_argument("--plot", default="runs/bench_latency.png", metavar="PNG",
                         help="per-hop latency histogram (default: %(default)s)")
 
@@ -57,6 +63,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     for name in ("naive_hops", "startup_runs"):
         if getattr(args, name) < 1:
             raise KwsError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 1 <= args.peer_seconds <= 24 * 3600:  # NaN fails too
+        raise KwsError(f"--peer-seconds must be at least 1 (and at most a day), got {args.peer_seconds:g}")
     check_output_path(args.plot, "--plot")
     if not args.no_baseline:
         missing = bench.baseline_missing()
@@ -64,6 +72,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
             raise KwsError(f"the naive baseline needs TensorFlow and librosa ({missing} missing): "
                            "pip install -e '.[train]', or pass --no-baseline")
     cpu = bench.pin_to_one_core()
+    if args.peers:  # after pinning: finding them loads their runtimes, whose threads must be pinned too
+        from kws.eval import peers
+
+        peer_systems, peers_missing = peers.find_peers()
+        if not peer_systems:
+            raise KwsError("--peers: neither microWakeWord nor openWakeWord is installed: "
+                           f"{peers.MWW_INSTALL}")
     config = with_overrides(config, model_overrides(args))
     bundle = load_bundle(config.model_path, config)
     rate = config.audio.sample_rate
@@ -98,6 +113,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
                            "pip install -e '.[train]', or pass --no-baseline") from None
         results["naive"] = bench.measure_naive(baseline, audio, config.detector.hop_ms, args.naive_hops)
         results["naive_startup"] = bench.naive_startup(bundle.path, args.startup_runs)
+    if args.peers:
+        _progress(f"peers over {args.peer_seconds:g} s")
+        results["peers"] = peers.compare([peers.kws_system(bundle, config), *peer_systems],
+                                         np.resize(audio, int(args.peer_seconds * rate)))
+        results["peers"]["missing"] = peers_missing
     results["ratios"] = _ratios(results)
 
     totals = {f"ours, hop {h['hop_ms']:g} ms": h.pop("_totals") for h in results["hops"]}
@@ -162,8 +182,25 @@ def format_report(r: dict) -> str:
                   f"  real-time factor  {q['real_time_factor']:8.1f}x less CPU",
                   f"  start-up          {q['startup']:8.1f}x faster ({n['seconds']:.2f} s)",
                   f"  peak RSS          {q['peak_rss']:8.1f}x smaller ({n['peak_rss_mb']:.0f} MB)"]
+    if "peers" in r:
+        lines += ["", *_peers_table(r["peers"])]
     lines.append(f"\nHistogram: {r['plot']}")
     return "\n".join(lines)
+
+
+def _peers_table(p: dict) -> list[str]:
+    rows = p["systems"]
+    name = max(len(s["name"]) for s in rows)
+    hop = max(len(s["per_hop"]) for s in rows)
+    lines = ["Against other wake-word engines: CPU ms per second of audio, in all and per word listened for",
+             f"({p['audio_s']:g} s of audio, median of {p['rounds']} interleaved rounds)",
+             f"  {'system':<{name}}  {'words':>5}  {'per hop':<{hop}}  {'CPU ms/s':>8}  "
+             f"{'per word':>8}  {'ratio to kws':>12}"]
+    lines += [f"  {s['name']:<{name}}  {s['words']:>5}  {s['per_hop']:<{hop}}  {s['cpu_ms_per_s']:>8.2f}  "
+              f"{s['cpu_ms_per_word_s']:>8.2f}  {s['ratio']:>12.2f}" for s in rows]
+    lines += [f"  {source}" for source in dict.fromkeys(s["source"] for s in rows if s["source"])]
+    lines += [f"  {peer}: not measured, {why}" for peer, why in p["missing"].items()]
+    return lines
 
 
 def _plot(path: Path, totals: dict[str, list[float]]) -> None:
