@@ -82,11 +82,14 @@ class NearMisses:
         self._floor = ratio * self._threshold
         self._peak = np.full(len(self.words), -np.inf)
         self._peak_time = np.zeros(len(self.words))
+        self._tracking = False  # some word's peak is being followed
 
     def update(self, time: float, smoothed: np.ndarray) -> list[NearMiss]:
         scores = np.asarray(smoothed, dtype=np.float64)[self._index]
-        active = self._peak > -np.inf
         rising = scores >= self._floor
+        if not self._tracking and not rising.any():
+            return []  # the common hop, kept cheap: it runs 50 times a second
+        active = self._peak > -np.inf
         higher = rising & (scores > self._peak)
         self._peak = np.where(higher, scores, self._peak)
         self._peak_time = np.where(higher, time, self._peak_time)
@@ -95,6 +98,7 @@ class NearMisses:
                           float(self._threshold[i]))
                  for i in np.flatnonzero(ended & (self._peak < self._threshold))]
         self._peak[ended] = -np.inf
+        self._tracking = bool((self._peak > -np.inf).any())
         return found
 
 

@@ -118,8 +118,7 @@ class Bundle:
         from kws.inference import StreamingClassifier
 
         model = self.path / STREAM_MODEL
-        return self._checked(model, lambda: StreamingClassifier(model, num_threads=num_threads,
-                                                                softmax=self._logits))
+        return self._checked(model, lambda: StreamingClassifier(model, num_threads=num_threads))
 
     @property
     def _logits(self) -> bool:

@@ -52,52 +52,50 @@ class Classifier:
 
 class StreamingClassifier:
     """A streaming LiteRT model (``kws_train.stream``): the ``step`` new frames of a hop and
-    the state in, the logits of the window ending with them and the next state out.
+    the state in, the posteriors of the window ending with them and the next state out.
 
-    The state is explicit: a float vector this object carries from call to call, zero after
+    The state is explicit: an array this object carries from call to call, zero after
     ``reset``, so the model itself holds nothing between calls. Every frame of the stream must
     pass through, in order, ``step`` at a time, from the first one on: a value a later window
     needs is computed once, when its last frame arrives. Called on frames ``[t - step, t)``
     it returns what the window model gives on the window ending at frame ``t`` (for an LSTM,
-    from its carried state).
+    from its carried state). The softmax is in the graph, in float.
     """
 
-    def __init__(self, model_path: str | Path, num_threads: int = 1, softmax: bool = True):
+    def __init__(self, model_path: str | Path, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.softmax = softmax
         try:
             self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
             self._interpreter.allocate_tensors()
             runner = self._interpreter.get_signature_runner()
             ins, outs = runner.get_input_details(), runner.get_output_details()
             self._frames, self._state_in = ins["frames"]["index"], ins["state"]["index"]
-            self._logits, self._state_out = outs["logits"]["index"], outs["state"]["index"]
+            self._posteriors, self._state_out = outs["posteriors"]["index"], outs["state"]["index"]
         except (ValueError, RuntimeError, KeyError) as err:
             raise KwsError(f"{model_path}: cannot load streaming LiteRT model ({err})") from None
-        self.step, dim = (int(d) for d in ins["frames"]["shape"][1:])
+        self.step, dim = (int(d) for d in ins["frames"]["shape"][2:])
         self.frame_shape = (self.step, dim)
-        self.num_classes = int(outs["logits"]["shape"][-1])
+        self.num_classes = int(outs["posteriors"]["shape"][-1])
         self._state = np.zeros(ins["state"]["shape"], np.float32)
 
     @property
     def state(self) -> np.ndarray:
         """The state the next call starts from (a copy)."""
-        return self._state[0].copy()
+        return self._state.copy()
 
     def reset(self) -> None:
         """Forget the stream: the next call is its first hop."""
-        self._state[:] = 0
+        self._state = np.zeros_like(self._state)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """Posteriors ``(num_classes,)`` after the ``(step, dim)`` frames of one more hop."""
         interpreter = self._interpreter
-        interpreter.set_tensor(self._frames, np.asarray(frames, np.float32)[None])
+        interpreter.set_tensor(self._frames, np.asarray(frames, np.float32)[None, None])
         interpreter.set_tensor(self._state_in, self._state)
         interpreter.invoke()
         self._state = interpreter.get_tensor(self._state_out)
-        out = interpreter.get_tensor(self._logits)[0]
-        return softmax(out) if self.softmax else out
+        return interpreter.get_tensor(self._posteriors)[0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -100,7 +100,7 @@ def stream_vs_window(model: keras.Model, path: Path, frames: np.ndarray) -> np.n
     over all the frames in order, as the detector runs it) and ``model``'s on that window."""
     from kws.inference import StreamingClassifier
 
-    stream = StreamingClassifier(path, softmax=True)
+    stream = StreamingClassifier(path)
     size, step = model.input_shape[1], stream.step
     got, ends = [], range(step, len(frames) + 1, step)
     for end in ends:

@@ -26,6 +26,11 @@ models.
 
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +38,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kws.audio.files import read_audio
+from kws.bundle import STREAM_MODEL, bundle_writer, load_bundle
 from kws.errors import KwsError
+from kws_train.export import FLOAT_TOLERANCE, convert_function, logits_model, stream_vs_window
 from kws_train.models.lstm import CarriedLSTM
 
-ELEMENTWISE = (keras.layers.Normalization, keras.layers.BatchNormalization, keras.layers.ReLU,
-               keras.layers.Dropout, keras.layers.Activation)
+AFFINE = (keras.layers.Normalization, keras.layers.BatchNormalization)
+ELEMENTWISE = (*AFFINE, keras.layers.ReLU, keras.layers.Dropout, keras.layers.Activation)
 
 
 class NotStreamable(KwsError):
@@ -56,36 +64,99 @@ class Timing:
     field: int = 1
 
 
+@dataclass
+class Buffer:
+    """Rows of past values a layer keeps: rows ``[start, start + rows)`` of the state, in its
+    first ``channels`` channels."""
+
+    start: int
+    rows: int
+    channels: int
+
+
 class StreamingModel:
     """The streaming twin of ``model`` (a window model ending at logits) for hops of ``step``
-    frames. ``state_size`` floats of state; ``__call__(frames, state) -> (logits, state)``."""
+    frames; ``__call__(frames, state) -> (logits, state)``, the state of shape ``state_shape``.
+
+    Built for few LiteRT operations, as a hop's arithmetic is tiny and each operation costs
+    about a microsecond whatever its size: values are ``(1, 1, rows, channels)`` tensors, the
+    state is one such tensor holding every buffer (rows stacked, channels padded to the
+    widest), normalisation and batch norm are folded into the convolution next to them (exact
+    with ``valid`` convolutions), and a ReLU after a convolution or sum fuses into it.
+    """
 
     def __init__(self, model: keras.Model, step: int):
         self.model, self.step = model, step
-        self._rows: list[tuple[int, int]] = []  # per state buffer: (rows, channels)
+        self._consumers: dict[int, list] = {}
+        for layer in model.layers:
+            for t in _inputs(layer):
+                self._consumers.setdefault(id(t), []).append(layer)
+        self._folded: set[int] = set()  # affine layers folded into a convolution
+        self._weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._buffers: list[Buffer] = []
         self._plan = []
         timing: dict[int, Timing] = {}
         for layer in model.layers:
             timing[id(layer.output)] = self._add(layer, [timing[id(t)] for t in _inputs(layer)])
-        # The LSTM's masking needs the frame count: one float after the buffers.
-        self.state_size = sum(r * c for r, c in self._rows) + 1
+        self.carried = any(kind == "lstm" for kind, _, _ in self._plan)
+        rows = sum(b.rows for b in self._buffers) + self.carried  # + the LSTM's frame count
+        self.state_shape = (1, 1, max(rows, 1), max([b.channels for b in self._buffers], default=1))
 
-    def _buffer(self, rows: int, channels: int) -> int:
-        self._rows.append((rows, channels))
-        return len(self._rows) - 1
+    @property
+    def state_size(self) -> int:
+        return int(np.prod(self.state_shape))
+
+    def _buffer(self, rows: int, channels: int) -> Buffer | None:
+        if rows <= 0:
+            return None
+        buffer = Buffer(sum(b.rows for b in self._buffers), rows, channels)
+        self._buffers.append(buffer)
+        return buffer
+
+    def _only_consumer(self, tensor, kind):
+        users = self._consumers.get(id(tensor), [])
+        return users[0] if len(users) == 1 and isinstance(users[0], kind) else None
+
+    def _conv_weights(self, layer) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel ``(1, k, in, out)`` and bias, with a lone affine layer before (the input
+        normalisation) or after it (batch norm) folded in."""
+        kernel = layer.kernel.numpy().astype(np.float64)
+        bias = layer.bias.numpy().astype(np.float64) if layer.use_bias else np.zeros(kernel.shape[-1])
+        before = layer.input._keras_history[0]
+        if isinstance(before, AFFINE) and self._only_consumer(before.output, keras.layers.Conv1D):
+            scale, shift = _affine(before)
+            bias = bias + np.einsum("kio,i->o", kernel, shift)
+            kernel = kernel * scale[None, :, None]
+            self._folded.add(id(before))
+        after = self._only_consumer(layer.output, keras.layers.BatchNormalization)
+        if after is not None:
+            scale, shift = _affine(after)
+            kernel, bias = kernel * scale, bias * scale + shift
+            self._folded.add(id(after))
+        return kernel[None].astype(np.float32), bias.astype(np.float32)
+
+    def _pooled_head(self, pool, t: Timing) -> tuple[np.ndarray, np.ndarray] | None:
+        """When the average is followed by Dropout and a linear Dense only, the three are one
+        linear map of the pooled rows: a convolution over them (dilated by their spacing)
+        with the Dense kernel / ``length`` at every tap. ``None`` otherwise."""
+        layer = pool
+        while (after := self._only_consumer(layer.output, keras.layers.Layer)) is not None and \
+                isinstance(after, keras.layers.Dropout):
+            layer = after
+        if not isinstance(after, keras.layers.Dense) or after.activation is not keras.activations.linear:
+            return None
+        kernel = after.kernel.numpy() / t.length
+        bias = after.bias.numpy() if after.use_bias else np.zeros(kernel.shape[-1], np.float32)
+        self._folded.add(id(after))
+        return np.repeat(kernel[None, None], t.length, axis=1), bias
 
     def _add(self, layer, ins: list[Timing]) -> Timing:
         name = f"{type(layer).__name__} {layer.name!r}"
         if isinstance(layer, keras.layers.InputLayer):
             self._plan.append(("input", layer, None))
             return Timing(layer.output.shape[1])
-        if not ins:
-            raise NotStreamable(f"{name}: no input")
         t = ins[0]
-        if isinstance(layer, ELEMENTWISE):
-            self._plan.append(("same", layer, None))
-            return t
-        if isinstance(layer, keras.layers.Dense) and t.length == 0:
+        if isinstance(layer, ELEMENTWISE) or (isinstance(layer, keras.layers.Dense) and t.length == 0):
             self._plan.append(("same", layer, None))
             return t
         if t.length == 0:
@@ -95,9 +166,8 @@ class StreamingModel:
             if layer.padding != "valid" or dilation != 1 or layer.groups != 1:
                 raise NotStreamable(f"{name}: only valid, undilated, ungrouped convolutions stream "
                                     f"(padding {layer.padding!r})")
-            past = (kernel - 1) * t.spacing
-            self._plan.append(("conv", layer, (self._buffer(past, layer.input.shape[-1]) if past else None,
-                                               t.spacing)))
+            buffer = self._buffer((kernel - 1) * t.spacing, layer.input.shape[-1])
+            self._plan.append(("conv", layer, (buffer, t.spacing, self._conv_weights(layer))))
             length = (t.length - kernel) // stride + 1
             skipped = (t.length - kernel) % stride  # newest input values past the last output
             return Timing(length, t.spacing * stride, t.lag + skipped * t.spacing,
@@ -105,7 +175,7 @@ class StreamingModel:
         if isinstance(layer, keras.layers.Cropping1D):
             if layer.cropping[1]:
                 raise NotStreamable(f"{name}: cropping the newest values changes what a hop ends on")
-            self._plan.append(("same", None, None))
+            self._plan.append(("crop", layer, None))  # the stream's values are the same
             return Timing(t.length - layer.cropping[0], t.spacing, t.lag, t.field)
         if isinstance(layer, keras.layers.Add):
             if any((u.spacing, u.lag) != (t.spacing, t.lag) for u in ins):
@@ -114,90 +184,123 @@ class StreamingModel:
             return Timing(min(u.length for u in ins), t.spacing, t.lag, max(u.field for u in ins))
         if isinstance(layer, keras.layers.GlobalAveragePooling1D):
             span = t.lag + (t.length - 1) * t.spacing + 1  # rows back to the oldest pooled value
-            past = max(0, span - self.step)
-            self._plan.append(("pool", layer, (self._buffer(past, layer.input.shape[-1]) if past else None,
-                                               t)))
+            self._plan.append(("pool", layer, (self._buffer(span - self.step, layer.input.shape[-1]), t,
+                                               self._pooled_head(layer, t))))
             return Timing(0)
         if isinstance(layer, CarriedLSTM):
             if t.spacing != 1 or t.lag != 0:
                 raise NotStreamable(f"{name}: an LSTM streams over values of every frame, up to the "
                                     f"newest (spacing {t.spacing}, lag {t.lag})")
-            units = layer.units
-            self._plan.append(("lstm", layer, (self._buffer(1, units), self._buffer(1, units), t.field)))
+            self._plan.append(("lstm", layer, (self._buffer(2, layer.units), t.field)))
             return t
         raise NotStreamable(f"{name}: no streaming form")
 
     def initial_state(self) -> np.ndarray:
-        return np.zeros(self.state_size, np.float32)
+        return np.zeros(self.state_shape, np.float32)
 
     def __call__(self, frames, state):
-        """``frames`` ``(step, dim)``, ``state`` ``(state_size,)`` -> logits ``(classes,)`` and
-        the next state. TensorFlow ops throughout, so it traces into one LiteRT graph."""
-        past, offset = [], 0
-        for rows, channels in self._rows:
-            past.append(tf.reshape(state[offset:offset + rows * channels], (rows, channels)))
-            offset += rows * channels
-        seen = state[offset]  # frames since the reset, before this hop
-        nxt = list(past)
+        """``frames`` ``(1, 1, step, dim)`` and ``state`` -> logits ``(1, classes)`` and the
+        next state. TensorFlow ops throughout, so it traces into one LiteRT graph."""
+        width = self.state_shape[-1]
+        nxt: list[tf.Tensor] = []  # the next state's rows, buffer by buffer
+
+        def with_past(buffer: Buffer | None, x):
+            """``x`` after the buffer's past rows; its newest rows become the next state."""
+            if buffer is None:
+                return x
+            full = tf.concat([state[:, :, buffer.start:buffer.start + buffer.rows, :buffer.channels], x], 2)
+            kept = full[:, :, -buffer.rows:]
+            nxt.append(kept if buffer.channels == width else
+                       tf.pad(kept, [[0, 0], [0, 0], [0, 0], [0, width - buffer.channels]]))
+            return full
+
+        seen = state[:, :, -1:, :1] if self.carried else None  # frames since the reset
         values: dict[int, tf.Tensor] = {}
-        for (kind, layer, arg), keras_layer in zip(self._plan, self.model.layers):
-            x = values[id(_inputs(keras_layer)[0])] if kind != "input" else None
+        for kind, layer, arg in self._plan:
+            x = values[id(_inputs(layer)[0])] if kind != "input" else None
             if kind == "input":
                 y = frames
+            elif kind == "crop":
+                y = x
             elif kind == "same":
-                y = x if layer is None else _squeeze(layer(x[None], training=False))
+                y = x if id(layer) in self._folded else _elementwise(layer, x)
             elif kind == "add":
-                y = tf.add_n([values[id(t)] for t in _inputs(keras_layer)])
+                first, *rest = (values[id(t)] for t in _inputs(layer))
+                y = first
+                for other in rest:  # ADD, not ADD_N: LiteRT fuses a ReLU after it
+                    y = y + other
             elif kind == "conv":
-                slot, dilation = arg
-                rows = x if slot is None else tf.concat([past[slot], x], 0)
-                if slot is not None:
-                    nxt[slot] = rows[-self._rows[slot][0]:]
-                y = tf.nn.conv1d(rows[None], layer.kernel, 1, "VALID", dilations=dilation)
-                if layer.use_bias:
-                    y = y + layer.bias
-                y = _squeeze(layer.activation(y))
+                buffer, dilation, (kernel, bias) = arg
+                y = tf.nn.conv2d(with_past(buffer, x), kernel, 1, "VALID", dilations=[1, 1, dilation, 1]) + bias
             elif kind == "pool":
-                slot, t = arg
-                rows = x if slot is None else tf.concat([past[slot], x], 0)
-                if slot is not None:
-                    nxt[slot] = rows[-self._rows[slot][0]:]
-                newest = rows.shape[0] - 1 - t.lag
-                picked = rows[newest - (t.length - 1) * t.spacing:newest + 1:t.spacing]
-                y = tf.reduce_mean(picked, 0)
+                buffer, t, head = arg
+                full = with_past(buffer, x)
+                newest = full.shape[2] - 1 - t.lag
+                if head is None:
+                    picked = full[:, :, newest - (t.length - 1) * t.spacing:newest + 1:t.spacing]
+                    y = tf.reduce_mean(picked, [1, 2])
+                else:
+                    span = full[:, :, newest - (t.length - 1) * t.spacing:newest + 1]
+                    kernel, bias = head
+                    y = tf.reshape(tf.nn.conv2d(span, kernel, 1, "VALID", dilations=[1, 1, t.spacing, 1])
+                                   + bias, (1, -1))
             elif kind == "lstm":
-                h_slot, c_slot, field = arg
-                h, c = past[h_slot][0], past[c_slot][0]
-                cell, outputs = layer.lstm.cell, []
-                for i in range(self.step):
-                    # Values ending before the frame ``field - 1`` reach back before the reset:
-                    # the window model's LSTM starts after them.
-                    valid = tf.cast(seen + i >= field - 1, tf.float32)
-                    z = tf.linalg.matvec(cell.kernel, x[i], transpose_a=True) + \
-                        tf.linalg.matvec(cell.recurrent_kernel, h, transpose_a=True) + cell.bias
-                    gi, gf, gc, go = tf.split(z, 4)
-                    c_new = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
-                    h_new = tf.sigmoid(go) * tf.tanh(c_new)
-                    c = valid * c_new + (1 - valid) * c
-                    h = valid * h_new + (1 - valid) * h
-                    outputs.append(h)
-                nxt[h_slot], nxt[c_slot] = h[None], c[None]
-                y = tf.stack(outputs)
-            values[id(keras_layer.output)] = y
-        # Clamped: a float32 count stops growing by one past 2**24 frames (46 hours).
-        flat = [tf.reshape(p, [-1]) for p in nxt] + [tf.reshape(tf.minimum(seen + self.step, 1e6), [1])]
-        return values[id(self.model.layers[-1].output)], tf.concat(flat, 0)
+                y = self._lstm(layer, x, arg, state, seen, nxt)
+            values[id(layer.output)] = y
+        if self.carried:
+            # Clamped: a float32 count stops growing by one past 2**24 frames (46 hours).
+            nxt.append(tf.pad(tf.minimum(seen + self.step, 1e6), [[0, 0], [0, 0], [0, 0], [0, width - 1]]))
+        new_state = tf.concat(nxt, 2) if nxt else state
+        return values[id(self.model.layers[-1].output)], new_state
+
+    def _lstm(self, layer, x, arg, state, seen, nxt):
+        """One LSTM step per frame from the carried ``(h, c)``; a frame whose value reaches back
+        before the reset (``field``) leaves the state as it was, as the window model's LSTM
+        starts after those."""
+        buffer, field = arg
+        units = layer.units
+        past = state[:, 0, buffer.start:buffer.start + 2, :units]
+        h, c = past[:, 0], past[:, 1]
+        cell, outputs = layer.lstm.cell, []
+        for i in range(self.step):
+            valid = tf.cast(seen[:, 0, 0] + i >= field - 1, tf.float32)
+            z = tf.matmul(x[:, 0, i], cell.kernel) + tf.matmul(h, cell.recurrent_kernel) + cell.bias
+            gi, gf, gc, go = tf.split(z, 4, axis=-1)
+            c_new = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
+            h_new = tf.sigmoid(go) * tf.tanh(c_new)
+            c = valid * c_new + (1 - valid) * c
+            h = valid * h_new + (1 - valid) * h
+            outputs.append(h)
+        kept = tf.stack([h, c], 1)[:, None]
+        width = self.state_shape[-1]
+        nxt.append(kept if units == width else tf.pad(kept, [[0, 0], [0, 0], [0, 0], [0, width - units]]))
+        return tf.stack(outputs, 1)[:, None]
+
+
+def _affine(layer) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, shift)`` with ``layer(x) == x * scale + shift`` in inference."""
+    if isinstance(layer, keras.layers.Normalization):
+        std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64)), keras.backend.epsilon()).reshape(-1)
+        return 1 / std, -np.asarray(layer.mean, np.float64).reshape(-1) / std
+    gamma = layer.gamma.numpy() if layer.scale else 1.0
+    beta = layer.beta.numpy() if layer.center else 0.0
+    scale = gamma / np.sqrt(layer.moving_variance.numpy().astype(np.float64) + layer.epsilon)
+    return scale * np.ones(layer.moving_mean.shape), beta - layer.moving_mean.numpy() * scale
+
+
+def _elementwise(layer, x):
+    if isinstance(layer, AFFINE):
+        scale, shift = _affine(layer)
+        return x * scale.astype(np.float32) + shift.astype(np.float32)
+    if isinstance(layer, keras.layers.Dropout):
+        return x
+    return layer(x, training=False)
 
 
 def _inputs(layer) -> list:
     if isinstance(layer, keras.layers.InputLayer):
         return []
-    node = layer._inbound_nodes[0]
-    return list(node.input_tensors)
-
-
-def _squeeze(y):
-    return y[0]
+    return list(layer._inbound_nodes[0].input_tensors)
 
 
 def streaming_model(model: keras.Model, step: int) -> StreamingModel:
@@ -207,22 +310,22 @@ def streaming_model(model: keras.Model, step: int) -> StreamingModel:
 
 
 def to_tflite(model: keras.Model, step: int) -> bytes:
-    """LiteRT flatbuffer of the streaming twin: inputs ``frames (1, step, dim)`` and
-    ``state (1, state_size)``, outputs ``logits (1, classes)`` and ``state (1, state_size)``.
-    Float: the state round-trips through the runtime at every hop, and the whole hop is so
-    small that int8 would save little."""
-    from kws_train.export import convert_function
-
-    twin = StreamingModel(model, step)
-    dim = model.input_shape[-1]
+    """LiteRT flatbuffer of the streaming twin of ``model`` (a window model, softmax and all):
+    inputs ``frames (1, 1, step, dim)`` and ``state``, outputs ``posteriors (1, classes)`` and
+    the next ``state``. Float: the state round-trips through the runtime at every hop, and a
+    hop's arithmetic is so small that int8 would save little. The softmax is in the graph
+    (float, so scores near 1 keep their resolution) to spare the runtime a numpy call a hop.
+    """
+    logits = logits_model(model)
+    twin = StreamingModel(logits, step)
 
     def serve(frames, state):
-        logits, new_state = twin(frames[0], state[0])
-        return {"logits": logits[None], "state": new_state[None]}
+        out, new_state = twin(frames, state)
+        return {"posteriors": tf.nn.softmax(out), "state": new_state}
 
-    specs = [tf.TensorSpec([1, step, dim], tf.float32, name="frames"),
-             tf.TensorSpec([1, twin.state_size], tf.float32, name="state")]
-    return convert_function(model, serve, specs)
+    specs = [tf.TensorSpec([1, 1, step, model.input_shape[-1]], tf.float32, name="frames"),
+             tf.TensorSpec(twin.state_shape, tf.float32, name="state")]
+    return convert_function(logits, serve, specs)
 
 
 def export(model: keras.Model, step: int, path: Path, frames: np.ndarray,
@@ -233,21 +336,50 @@ def export(model: keras.Model, step: int, path: Path, frames: np.ndarray,
     the model does not stream. For an LSTM, whose stream carries its state, only the first
     window must agree; how far the others differ is measured and returned.
     """
-    from kws_train.export import logits_model, stream_vs_window
-
-    logits = logits_model(model)
     try:
-        twin = StreamingModel(logits, step)
+        twin = StreamingModel(logits_model(model), step)
     except NotStreamable as err:
         print(f"no streaming model: {err}", flush=True)
         return None
-    path.write_bytes(to_tflite(logits, step))
+    path.write_bytes(to_tflite(model, step))
     diffs = stream_vs_window(model, path, frames)
-    carried = any(kind == "lstm" for kind, _, _ in twin._plan)
-    checked = diffs[:1] if carried else diffs
+    checked = diffs[:1] if twin.carried else diffs
     if not np.all(checked <= tolerance):
         raise KwsError(f"{path.name}: the streaming model's posteriors differ from the window "
                        f"model's by {float(np.max(checked)):.3g} (tolerance {tolerance}); not exporting it")
-    return {"step": step, "state": twin.state_size, "carried": carried,
+    return {"step": step, "state": list(twin.state_shape), "carried": twin.carried,
             "max_diff": float(np.max(checked)),
-            **({"carried_mean_diff": float(np.mean(diffs))} if carried else {})}
+            **({"carried_mean_diff": float(np.mean(diffs))} if twin.carried else {})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kws_train.stream BUNDLE --wav SPEECH.wav [--step FRAMES]``: (re)export a
+    bundle's streaming model from its ``model.keras``, checked on the frames of real audio."""
+    parser = argparse.ArgumentParser(prog="python -m kws_train.stream", description=main.__doc__)
+    parser.add_argument("bundle")
+    parser.add_argument("--wav", required=True, help="audio to check the stream on (any speech)")
+    parser.add_argument("--step", type=int, default=2, help="frames per hop (default 2: 20 ms)")
+    args = parser.parse_args(argv)
+    try:
+        bundle = load_bundle(args.bundle)
+        frames = bundle.frontend().compute(read_audio(args.wav, bundle.sample_rate))
+        model = keras.models.load_model(bundle.path / "model.keras")
+        with tempfile.TemporaryDirectory() as tmp:
+            info = export(model, args.step, Path(tmp) / STREAM_MODEL, frames, FLOAT_TOLERANCE)
+            if info is None:
+                return 1
+            with bundle_writer(bundle.path) as staging:
+                for item in bundle.path.iterdir():
+                    shutil.copyfile(item, staging / item.name)
+                shutil.copyfile(Path(tmp) / STREAM_MODEL, staging / STREAM_MODEL)
+                (staging / "metadata.json").write_text(json.dumps({**bundle.metadata, "stream": info},
+                                                                  indent=2) + "\n")
+    except KwsError as err:
+        print(f"kws_train.stream: {err}", file=sys.stderr)
+        return 2
+    print(f"{bundle.path}: {STREAM_MODEL} {info}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
