@@ -68,6 +68,8 @@ def test_bench_against_peers(tiny_bundle, tmp_path):
     systems = peers["systems"]
     assert peers["audio_s"] == pytest.approx(62 * 0.08)  # 5 s cut to whole 80-ms steps
     assert systems[0]["name"] == "kws" and systems[0]["ratio"] == 1 and systems[0]["words"] == 4
+    # The bundle streams, so the same path with its window model is measured beside it.
+    assert "streaming model" in systems[0]["per_hop"] and systems[1]["name"] == "kws, window model"
     for system in systems:
         assert len(system["cpu_s"]) == peers["rounds"] == 3
         assert system["cpu_ms_per_s"] > 0 and 0 < system["ratio"] < math.inf

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         results["naive_startup"] = bench.naive_startup(bundle.path, args.startup_runs)
     if args.peers:
         _progress(f"peers over {args.peer_seconds:g} s")
-        results["peers"] = peers.compare([peers.kws_system(bundle, config), *peer_systems],
+        results["peers"] = peers.compare([*peers.kws_systems(bundle, config), *peer_systems],
                                          np.resize(audio, int(args.peer_seconds * rate)))
         results["peers"]["missing"] = peers_missing
     results["ratios"] = _ratios(results)

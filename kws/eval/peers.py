@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from kws.bundle import Bundle
-from kws.config import Config
+from kws.config import Config, with_overrides
 from kws.quiet import quiet_c_stderr
 from kws.verifier import (EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STEP, MEL_BANDS, MODEL_FILES,
                           SAMPLE_RATE, Embedding, VerifierUnavailable, load_embedding)
@@ -65,12 +65,23 @@ class System:
     source: str = ""  # where the peer's code and models came from
 
 
-def kws_system(bundle: Bundle, config: Config) -> System:
-    """kws's whole streaming path (``Detector`` from blocks to detections), as ``kws listen`` runs it."""
+def kws_systems(bundle: Bundle, config: Config) -> list[System]:
+    """kws's whole streaming path (``Detector`` from blocks to detections), as ``kws listen``
+    runs it: the first system, the base of the ratios. When that runs the bundle's streaming
+    model, the same path with the window model follows, so the table shows what streaming saves."""
+    from kws.detector import Detector
     from kws.eval.bench import measure_real_time_factor
 
-    return System("kws", f"features + model + posterior every {config.detector.hop_ms:g} ms",
-                  len(bundle.words), lambda audio: measure_real_time_factor(bundle, config, audio)["cpu_s"])
+    def system(name: str, cfg: Config, what: str) -> System:
+        return System(name, f"features + {what} + posterior every {cfg.detector.hop_ms:g} ms", len(bundle.words),
+                      lambda audio: measure_real_time_factor(bundle, cfg, audio)["cpu_s"])
+
+    if Detector.from_bundle(bundle, config).step is None:
+        return [system("kws", config, "window model")]
+    window = with_overrides(config, {"detector.streaming": False})
+    int8 = "int8" if window.detector.int8 and bundle.has_int8 else "float"
+    return [system("kws", config, "streaming model (new frames)"),
+            system("kws, window model", window, f"{int8} model on the whole 1-s window")]
 
 
 def _micro_model(name: str):
