@@ -173,15 +173,18 @@ class StreamingModel:
             return Timing(length, t.spacing * stride, t.lag + skipped * t.spacing,
                           t.field + (kernel - 1) * t.spacing)
         if isinstance(layer, keras.layers.Cropping1D):
-            if layer.cropping[1]:
-                raise NotStreamable(f"{name}: cropping the newest values changes what a hop ends on")
             self._plan.append(("crop", layer, None))  # the stream's values are the same
-            return Timing(t.length - layer.cropping[0], t.spacing, t.lag, t.field)
+            left, right = layer.cropping
+            return Timing(t.length - left - right, t.spacing, t.lag + right * t.spacing, t.field)
         if isinstance(layer, keras.layers.Add):
-            if any((u.spacing, u.lag) != (t.spacing, t.lag) for u in ins):
-                raise NotStreamable(f"{name}: its inputs end on different frames {ins}")
-            self._plan.append(("add", layer, None))
-            return Timing(min(u.length for u in ins), t.spacing, t.lag, max(u.field for u in ins))
+            if any(u.spacing != t.spacing for u in ins):
+                raise NotStreamable(f"{name}: its inputs are spaced differently {ins}")
+            # The window adds its inputs' last values; an input whose last value ends earlier
+            # (a larger lag: a centred crop) is added from that many frames ago.
+            lag = min(u.lag for u in ins)
+            delays = [self._buffer(u.lag - lag, c.shape[-1]) for u, c in zip(ins, _inputs(layer))]
+            self._plan.append(("add", layer, delays))
+            return Timing(t.length, t.spacing, lag, max(u.field + u.lag - lag for u in ins))
         if isinstance(layer, keras.layers.GlobalAveragePooling1D):
             span = t.lag + (t.length - 1) * t.spacing + 1  # rows back to the oldest pooled value
             self._plan.append(("pool", layer, (self._buffer(span - self.step, layer.input.shape[-1]), t,
@@ -225,7 +228,8 @@ class StreamingModel:
             elif kind == "same":
                 y = x if id(layer) in self._folded else _elementwise(layer, x)
             elif kind == "add":
-                first, *rest = (values[id(t)] for t in _inputs(layer))
+                first, *rest = (x if buffer is None else with_past(buffer, x)[:, :, :self.step]
+                                for x, buffer in zip((values[id(t)] for t in _inputs(layer)), arg))
                 y = first
                 for other in rest:  # ADD, not ADD_N: LiteRT fuses a ReLU after it
                     y = y + other

@@ -14,7 +14,6 @@ from pathlib import Path
 from kws.bundle import check_bundle_target
 from kws.cli import check_output_path, require_extras
 from kws.config import ARCHITECTURES, Config, with_overrides
-from kws.data.speech_commands import check_training_classes
 from kws.errors import KwsError
 
 HELP = "train a keyword model on a Speech Commands directory and write a model bundle"
@@ -50,6 +49,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     check_bundle_target(args.out)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.out).name
     check_output_path(workdir, "--workdir", directory=True)
+    from kws.data.speech_commands import check_training_classes  # and tqdm: not for every command's start-up
+
     check_training_classes(data, config)
 
     if args.threads:

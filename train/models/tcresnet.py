@@ -6,7 +6,7 @@ multiply-adds per window, and fast training on a CPU. ``train.width`` scales the
 (1.5 is the paper's TC-ResNet8-1.5).
 
 Unlike the paper, every convolution is ``valid`` and a block's shortcut is cropped to the
-newest frames of its convolutions. With ``same`` padding the frames at a window's edges see
+middle of its convolutions' span. With ``same`` padding the frames at a window's edges see
 zeros that a stream never has, so no stream of state could reproduce the window's output;
 here each value depends on the frames under its receptive field only, and
 ``kws_train.stream`` exports a model that computes each value once, as its frames arrive, and
@@ -24,10 +24,11 @@ STEM = 16
 STAGES = ((24, 5, 2), (32, 5, 2), (48, 5, 1))  # (channels, kernel, stride)
 
 
-def newest(x, length: int):
-    """The last ``length`` steps of ``x``: the values that end on the same frames as a
-    ``valid`` convolution's outputs of that length (``kws_train.stream`` checks the alignment)."""
-    return layers.Cropping1D((x.shape[1] - length, 0))(x)
+def centre(x, length: int):
+    """The middle ``length`` steps of ``x``, centred on a ``valid`` convolution's outputs of that
+    length as ``same`` padding would align them (the stream delays them to match)."""
+    crop = x.shape[1] - length
+    return layers.Cropping1D((crop - crop // 2, crop // 2))(x)
 
 
 def _block(x, channels, kernel, stride):
@@ -37,7 +38,7 @@ def _block(x, channels, kernel, stride):
     x = layers.ReLU()(layers.BatchNormalization(momentum=BN_MOMENTUM)(x))
     x = layers.Conv1D(channels, kernel, use_bias=False)(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-    return layers.ReLU()(layers.Add()([x, newest(shortcut, x.shape[1])]))
+    return layers.ReLU()(layers.Add()([x, centre(shortcut, x.shape[1])]))
 
 
 @register("tcresnet")
