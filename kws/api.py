@@ -201,8 +201,9 @@ class Spotter:
         card would deliver them. Starts a new stream (time 0). With ``pad``, the stream ends
         with a window of silence (``kws.detector.end_silence``, as ``kws replay``), so a last
         word, or a clip shorter than a window, is heard."""
-        self._use(rate or self.sample_rate)
-        rate = self.detector.input_rate
+        rate = rate or self.sample_rate
+        if self._samples or rate != self.detector.input_rate:  # a fresh detector is already at time 0
+            self._use(rate)
         started = _time.monotonic()
         pending: list[np.ndarray] = []
         waiting = 0
