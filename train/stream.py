@@ -15,8 +15,9 @@ A window's output is then the global average over the rows its last layer has at
 window's own frames, and equals the window model's to float rounding (tested).
 
 Layers it knows: ``Normalization``, ``Conv1D`` (``valid``), ``BatchNormalization``, ``ReLU``,
-``Dropout``, ``Activation``, ``Cropping1D`` (from the left), ``Add`` (of values ending on
-the same frames: checked), ``GlobalAveragePooling1D``, ``Dense`` and ``CarriedLSTM``. An LSTM
+``Dropout``, ``Activation``, ``Cropping1D``, ``Add`` (an input whose last value ends earlier,
+as a centred crop leaves it, is delayed to match), ``GlobalAveragePooling1D``, ``Flatten``,
+``Dense`` and ``CarriedLSTM``. An LSTM
 streams one step per frame with its state carried across hops, not reset per window: that
 is the one layer whose stream differs from the window model after the first window (see
 ``kws_train.models.lstm``). Any other layer (2-D convolutions over time and frequency,
@@ -56,12 +57,14 @@ class NotStreamable(KwsError):
 class Timing:
     """Where a layer's values sit in a window: ``length`` values, one per ``spacing`` frames,
     the last ending ``lag`` frames before the window's last frame, each seeing ``field``
-    frames. Once pooled (``length`` 0) a value is per window, not per frame."""
+    frames. Once pooled (``length`` 0), or computed on the window's values (``window``), a
+    value is per window, not per frame."""
 
     length: int
     spacing: int = 1
     lag: int = 0
     field: int = 1
+    window: bool = False
 
 
 @dataclass
@@ -94,6 +97,7 @@ class StreamingModel:
         self._folded: set[int] = set()  # affine layers folded into a convolution
         self._weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._buffers: list[Buffer] = []
+        self._gathers: dict[int, tuple[Buffer | None, Timing]] = {}  # stream tensor -> its window
         self._plan = []
         timing: dict[int, Timing] = {}
         for layer in model.layers:
@@ -136,21 +140,50 @@ class StreamingModel:
         return kernel[None].astype(np.float32), bias.astype(np.float32)
 
     def _pooled_head(self, pool, t: Timing) -> tuple[np.ndarray, np.ndarray] | None:
-        """When the average is followed by Dropout and a linear Dense only, the three are one
-        linear map of the pooled rows: a convolution over them (dilated by their spacing)
-        with the Dense kernel / ``length`` at every tap. ``None`` otherwise."""
+        """When the average (or flattening) is followed by Dropout and a linear Dense only, the
+        three are one linear map of the window's rows: a convolution over them (dilated by their
+        spacing) with, at each tap, the Dense kernel / ``length`` (or the Dense kernel's rows for
+        that position). ``None`` otherwise."""
         layer = pool
         while (after := self._only_consumer(layer.output, keras.layers.Layer)) is not None and \
                 isinstance(after, keras.layers.Dropout):
             layer = after
         if not isinstance(after, keras.layers.Dense) or after.activation is not keras.activations.linear:
             return None
-        kernel = after.kernel.numpy() / t.length
+        kernel = after.kernel.numpy()
         bias = after.bias.numpy() if after.use_bias else np.zeros(kernel.shape[-1], np.float32)
         self._folded.add(id(after))
-        return np.repeat(kernel[None, None], t.length, axis=1), bias
+        if isinstance(pool, keras.layers.Flatten):  # rows in order, channels within a row
+            return kernel.reshape(1, t.length, -1, kernel.shape[-1]), bias
+        return np.repeat(kernel[None, None] / t.length, t.length, axis=1), bias
 
     def _add(self, layer, ins: list[Timing]) -> Timing:
+        """Plan ``layer``: streamed when it can be and its inputs are streams; else run once a
+        hop on the window's values of its inputs (gathered from their streams), as the window
+        model runs it: the layers after a ``same`` convolution, say, cost a window's work, but
+        what comes before them still streams."""
+        if not any(t.window for t in ins):
+            try:
+                return self._add_streamed(layer, ins)
+            except NotStreamable as err:
+                if isinstance(layer, keras.layers.InputLayer) or not any(
+                        kind == "conv" for kind, _, _ in self._plan):
+                    raise  # nothing would stream: the window model itself is the better model
+                reason = err
+        else:
+            reason = None
+        gathers = []
+        for t, tensor in zip(ins, _inputs(layer)):
+            if not t.window and id(tensor) not in self._gathers:
+                span = t.lag + (t.length - 1) * t.spacing + 1
+                self._gathers[id(tensor)] = (self._buffer(span - self.step, tensor.shape[-1]), t)
+            gathers.append(None if t.window else self._gathers[id(tensor)])
+        if isinstance(layer, CarriedLSTM):
+            raise NotStreamable(f"{layer.name!r}: an LSTM after a window layer ({reason})")
+        self._plan.append(("window", layer, gathers))
+        return Timing(layer.output.shape[1] if len(layer.output.shape) == 3 else 0, window=True)
+
+    def _add_streamed(self, layer, ins: list[Timing]) -> Timing:
         name = f"{type(layer).__name__} {layer.name!r}"
         if isinstance(layer, keras.layers.InputLayer):
             self._plan.append(("input", layer, None))
@@ -185,7 +218,7 @@ class StreamingModel:
             delays = [self._buffer(u.lag - lag, c.shape[-1]) for u, c in zip(ins, _inputs(layer))]
             self._plan.append(("add", layer, delays))
             return Timing(t.length, t.spacing, lag, max(u.field + u.lag - lag for u in ins))
-        if isinstance(layer, keras.layers.GlobalAveragePooling1D):
+        if isinstance(layer, (keras.layers.GlobalAveragePooling1D, keras.layers.Flatten)):
             span = t.lag + (t.length - 1) * t.spacing + 1  # rows back to the oldest pooled value
             self._plan.append(("pool", layer, (self._buffer(span - self.step, layer.input.shape[-1]), t,
                                                self._pooled_head(layer, t))))
@@ -217,10 +250,22 @@ class StreamingModel:
                        tf.pad(kept, [[0, 0], [0, 0], [0, 0], [0, width - buffer.channels]]))
             return full
 
+        gathered: dict[int, tf.Tensor] = {}
+
+        def window_of(tensor, gather):
+            """The window's values ``(1, length, channels)`` of a streamed tensor."""
+            if id(tensor) not in gathered:
+                buffer, t = gather
+                full = with_past(buffer, values[id(tensor)])
+                newest = full.shape[2] - 1 - t.lag
+                picked = full[:, :, newest - (t.length - 1) * t.spacing:newest + 1:t.spacing]
+                gathered[id(tensor)] = tf.reshape(picked, (1, t.length, picked.shape[-1]))
+            return gathered[id(tensor)]
+
         seen = state[:, :, -1:, :1] if self.carried else None  # frames since the reset
         values: dict[int, tf.Tensor] = {}
         for kind, layer, arg in self._plan:
-            x = values[id(_inputs(layer)[0])] if kind != "input" else None
+            x = values[id(_inputs(layer)[0])] if kind not in ("input", "window") else None
             if kind == "input":
                 y = frames
             elif kind == "crop":
@@ -242,7 +287,8 @@ class StreamingModel:
                 newest = full.shape[2] - 1 - t.lag
                 if head is None:
                     picked = full[:, :, newest - (t.length - 1) * t.spacing:newest + 1:t.spacing]
-                    y = tf.reduce_mean(picked, [1, 2])
+                    y = tf.reshape(picked, (1, -1)) if isinstance(layer, keras.layers.Flatten) else \
+                        tf.reduce_mean(picked, [1, 2])
                 else:
                     span = full[:, :, newest - (t.length - 1) * t.spacing:newest + 1]
                     kernel, bias = head
@@ -250,6 +296,10 @@ class StreamingModel:
                                    + bias, (1, -1))
             elif kind == "lstm":
                 y = self._lstm(layer, x, arg, state, seen, nxt)
+            elif kind == "window":
+                inputs = [values[id(t)] if gather is None else window_of(t, gather)
+                          for t, gather in zip(_inputs(layer), arg)]
+                y = layer(inputs if len(inputs) > 1 else inputs[0], training=False)
             values[id(layer.output)] = y
         if self.carried:
             # Clamped: a float32 count stops growing by one past 2**24 frames (46 hours).

@@ -21,7 +21,7 @@ from keras import layers
 from kws_train.models import BN_MOMENTUM, register
 
 STEM = 16
-STAGES = ((24, 5, 2), (32, 5, 2), (48, 5, 1))  # (channels, kernel, stride)
+STAGES = ((24, 5, 2, "valid"), (32, 5, 2, "valid"), (48, 9, 2, "same"))  # (channels, kernel, stride, padding)
 
 
 def centre(x, length: int):
@@ -31,20 +31,22 @@ def centre(x, length: int):
     return layers.Cropping1D((crop - crop // 2, crop // 2))(x)
 
 
-def _block(x, channels, kernel, stride):
-    shortcut = layers.Conv1D(channels, 1, strides=stride, use_bias=False)(x)
+def _block(x, channels, kernel, stride, padding):
+    shortcut = layers.Conv1D(channels, 1, strides=stride, padding=padding, use_bias=False)(x)
     shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM)(shortcut)
-    x = layers.Conv1D(channels, kernel, strides=stride, use_bias=False)(x)
+    x = layers.Conv1D(channels, kernel, strides=stride, padding=padding, use_bias=False)(x)
     x = layers.ReLU()(layers.BatchNormalization(momentum=BN_MOMENTUM)(x))
-    x = layers.Conv1D(channels, kernel, use_bias=False)(x)
+    x = layers.Conv1D(channels, kernel, padding=padding, use_bias=False)(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-    return layers.ReLU()(layers.Add()([x, centre(shortcut, x.shape[1])]))
+    if shortcut.shape[1] != x.shape[1]:
+        shortcut = centre(shortcut, x.shape[1])
+    return layers.ReLU()(layers.Add()([x, shortcut]))
 
 
 @register("tcresnet")
 def body(x, config):
     x = layers.Conv1D(round(STEM * config.width), 3, use_bias=False)(x)
-    for channels, kernel, stride in STAGES:
-        x = _block(x, round(channels * config.width), kernel, stride)
+    for channels, kernel, stride, padding in STAGES:
+        x = _block(x, round(channels * config.width), kernel, stride, padding)
     x = layers.GlobalAveragePooling1D()(x)
     return layers.Dropout(0.2)(x)
