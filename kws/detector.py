@@ -211,8 +211,11 @@ class Detector:
         self.source.write(chunk)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Sleep until samples are waiting (or ``timeout`` seconds pass); return whether any are."""
-        return self.source.ring.wait(timeout)
+        """Sleep until a hop of samples is waiting (or ``timeout`` seconds pass); return whether
+        it is. A classification needs a whole hop anyway, so waking for less only costs calls."""
+        fe = self.window.frontend
+        hop = self.window.hop_frames * fe.hop * self.input_rate // fe.sample_rate
+        return self.source.ring.wait(timeout, max(1, min(hop, self.source.ring.capacity // 2)))
 
     @property
     def lost_samples(self) -> int:

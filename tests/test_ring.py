@@ -67,3 +67,16 @@ def test_threaded_producer_consumer_loses_nothing():
         received.extend(out[:n])
     thread.join()
     assert np.array_equal(received, data) and ring.lost == 0
+
+
+def test_wait_for_a_hop_wakes_once_enough_samples_are_waiting():
+    ring = RingBuffer(4096)
+    assert not ring.wait(0.01, at_least=320)  # nothing written: times out
+    ring.write(np.zeros(160, np.float32))
+    assert not ring.wait(0.01, at_least=320)  # half a hop is not enough
+    woke = []
+    waiter = threading.Thread(target=lambda: woke.append(ring.wait(5.0, at_least=320)))
+    waiter.start()
+    ring.write(np.zeros(160, np.float32))  # the second block completes the hop
+    waiter.join(2.0)
+    assert woke == [True] and len(ring) == 320
