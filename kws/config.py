@@ -157,6 +157,7 @@ class TrainConfig(_Section):
     arch: Literal[ARCHITECTURES]
     bilstm_merge: Literal["concat", "sum", "mul", "ave"]
     width: float = Pos
+    streamable: bool = False        # tcresnet: the variant with a streaming twin (kws_train.stream)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     clips_per_class: int = Field(ge=1)

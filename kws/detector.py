@@ -161,6 +161,9 @@ class Detector:
             raise KwsError(f"a streaming classifier of {self.step} frames a call cannot run hops of "
                            f"{window.hop_frames} frames over {window.frames}-frame windows")
         self.input_rate = source.input_rate
+        fe = window.frontend
+        self._hop_samples = max(1, min(window.hop_frames * fe.hop * self.input_rate // fe.sample_rate,
+                                       source.ring.capacity // 2))
         self.timings: StageTimings | None = None
         # Called every hop with (stream seconds, smoothed posteriors, a fresh array each time):
         # eval-stream records them for its threshold table.
@@ -213,9 +216,11 @@ class Detector:
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep until a hop of samples is waiting (or ``timeout`` seconds pass); return whether
         it is. A classification needs a whole hop anyway, so waking for less only costs calls."""
-        fe = self.window.frontend
-        hop = self.window.hop_frames * fe.hop * self.input_rate // fe.sample_rate
-        return self.source.ring.wait(timeout, max(1, min(hop, self.source.ring.capacity // 2)))
+        return self.source.ring.wait(timeout, self._hop_samples)
+
+    def ready(self) -> bool:
+        """Whether a hop of samples is waiting: when the live loop (``wait``) would process."""
+        return len(self.source.ring) >= self._hop_samples
 
     @property
     def lost_samples(self) -> int:

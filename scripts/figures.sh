@@ -26,22 +26,6 @@ kws eval-stream --wav $OUT/test30.wav --wav $OUT/speech_test.wav --wav $OUT/othe
     --plot $OUT/tradeoff.png --json > $OUT/streams.txt
 kws eval-stream --wav $OUT/test30.wav --hop-ms 50 --plot $OUT/tradeoff_hop50.png --json \
     > $OUT/stream_hop50.txt
-# The streaming twin against its window model on the same streams: the float window model
-# (the twin's exact reference) and the int8 one (what ran before the twin existed).
-for mode in window window-float; do
-    kws --config train/recipes/$mode.yaml eval-stream --wav $OUT/test30.wav --wav $OUT/speech_test.wav \
-        --wav $OUT/other_test.wav --plot $OUT/tradeoff_$mode.png --json > $OUT/streams_$mode.txt
-done
-# Detections of kws replay on the commands stream, word and time, each way: the same lists?
-kws replay --json $OUT/test30.wav > $OUT/replay_stream.jsonl
-kws --config train/recipes/window-float.yaml replay --json $OUT/test30.wav > $OUT/replay_window_float.jsonl
-kws --config train/recipes/window.yaml replay --json $OUT/test30.wav > $OUT/replay_window.jsonl
-python3 -c 'import json, sys
-hits = [{(d["word"], d["time"]) for d in map(json.loads, open(f))} for f in sys.argv[1:]]
-for name, other in zip(("float window", "int8 window"), hits[1:]):
-    print(f"streaming vs {name}: {len(hits[0])} and {len(other)} detections, "
-          f"{len(hits[0] - other)} only streaming, {len(other - hits[0])} only window")' \
-    $OUT/replay_stream.jsonl $OUT/replay_window_float.jsonl $OUT/replay_window.jsonl > $OUT/replay_same.txt
 # Latency and cost on one CPU thread, against the naive librosa + Keras loop.
 kws bench --wav $OUT/test30.wav --labels $OUT/test30.csv --plot $OUT/bench_latency.png \
     > $OUT/bench.txt

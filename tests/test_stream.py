@@ -112,13 +112,13 @@ def test_the_window_model_runs_where_the_stream_does_not_fit_the_hop(tiny_bundle
 
 # --- export, from the Keras model (needs TensorFlow) -------------------------------------------
 
-def random_model(arch: str, seed: int = 0):
+def random_model(arch: str, seed: int = 0, streamable: bool = True):
     """A window model of ``arch`` with random weights and batch-norm statistics."""
     import keras
 
     from kws_train.models import build
 
-    config = load_config().train
+    config = load_config().train.model_copy(update={"streamable": streamable})
     rng = np.random.default_rng(seed)
     model = build(arch, rng.normal(-50, 10, (16, 98, 40)).astype(np.float32), 6, config)
     for layer in model.layers:
@@ -152,10 +152,11 @@ def test_exported_stream_equals_the_exported_window_model(arch, spoken_frames, t
 
 
 @pytest.mark.train
-@pytest.mark.parametrize("arch", ["cnn", "dscnn", "bilstm"])
+@pytest.mark.parametrize("arch", ["cnn", "dscnn", "bilstm", "tcresnet"])
 def test_models_that_cannot_stream_say_why(arch):
     from kws_train.export import logits_model
     from kws_train.stream import NotStreamable, StreamingModel
 
+    # tcresnet here is the paper's (train.streamable: false): same padding from its first layer.
     with pytest.raises(NotStreamable, match="no streaming form|only valid|Bidirectional"):
-        StreamingModel(logits_model(random_model(arch)), 2)
+        StreamingModel(logits_model(random_model(arch, streamable=False)), 2)

@@ -45,7 +45,7 @@ class RingBuffer:
         self._data[start:start + first] = samples[:first]
         self._data[:n - first] = samples[first:n]
         self._written += n
-        if n:
+        if n and not self._ready.is_set():  # set() takes a lock; the consumer re-checks after clearing
             self._ready.set()
         return n
 
