@@ -9,7 +9,7 @@ Layout::
                         or logits where metadata says ``"outputs": "logits"`` (softmax at run time)
     model_int8.tflite   int8-quantised variant (optional)
     model_stream.tflite the streaming twin (optional; metadata ``stream``): the frames of one
-                        hop and a state vector -> logits and the next state
+                        hop and the state -> posteriors and the next state
     model.keras         the Keras model, for further training (optional)
 
 The feature parameters travel with the model, so streaming computes exactly the features the
@@ -30,7 +30,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -129,7 +129,7 @@ class Bundle:
         # goes to the C stderr; it is kept out of kws's output.
         with quiet_c_stderr():
             classifier = make()
-            probe = np.zeros(getattr(classifier, "frame_shape", None) or classifier.input_shape, np.float32)
+            probe = np.zeros(classifier.input_shape, np.float32)
             try:
                 probs = classifier(probe)
             except (ValueError, RuntimeError) as err:
@@ -349,10 +349,11 @@ def bundle_writer(out: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def rewrite_metadata(bundle: Bundle, **changes) -> None:
-    """Rewrite ``bundle`` with ``changes`` merged into its metadata, atomically like any write."""
+def rewrite_metadata(bundle: Bundle, files: Iterable[Path] = (), **changes) -> None:
+    """Rewrite ``bundle`` with ``changes`` merged into its metadata and ``files`` added (or
+    replacing theirs by name), atomically like any write."""
     with bundle_writer(bundle.path) as staging:
-        for item in bundle.path.iterdir():
+        for item in [*bundle.path.iterdir(), *files]:
             shutil.copyfile(item, staging / item.name)
         _write_json(staging / "metadata.json", {**bundle.metadata, **changes})
 

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from kws.errors import KwsError
-from kws.units import block_samples, seconds_to_samples
+from kws.units import block_samples, ms_to_hops, seconds_to_samples
 
 DEFAULT_CONFIG = (Path(__file__).parent / "config.yaml").resolve()
 
@@ -222,6 +222,11 @@ class Config(_Section):
     @property
     def model_path(self) -> Path:
         return Path(self.detector.model)
+
+    @property
+    def hop_frames(self) -> int:
+        """Feature frames per classifier hop (the step a streaming twin is exported for)."""
+        return ms_to_hops(self.detector.hop_ms, self.features.stride_ms)
 
     def user_set(self, dotted: str) -> bool:
         """Whether a config file or the command line set ``dotted`` (e.g. ``"words"``)."""

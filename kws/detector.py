@@ -45,7 +45,7 @@ from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.labels import NON_WORDS
 from kws.posterior import Posterior
-from kws.units import frame_end_seconds, ms_to_hops, samples_to_seconds, seconds_to_samples
+from kws.units import frame_end_seconds, samples_to_seconds, seconds_to_samples
 
 
 @dataclass(frozen=True)
@@ -184,19 +184,18 @@ class Detector:
                               input_rate, rate)
         frontend = bundle.frontend()
         frames = frontend.num_frames(config.audio.clip_samples)
-        hop = ms_to_hops(config.detector.hop_ms, config.features.stride_ms)
+        hop = config.hop_frames
         window = FeatureWindow(frontend, frames, hop)
         if config.detector.streaming and bundle.stream_step == hop and frames % hop == 0:
             int8 = False
             classifier = bundle.streaming_classifier(config.detector.num_threads)
-            shape = classifier.frame_shape
             expected = (hop, frontend.dim)
         else:
             # Not every architecture quantises (the LSTM's int8 conversion fails): fall back to float.
             int8 = config.detector.int8 and bundle.has_int8
             classifier = bundle.classifier(config.detector.num_threads, int8)
-            shape = classifier.input_shape
             expected = (frames, frontend.dim)
+        shape = classifier.input_shape
         if shape != expected or classifier.num_classes != len(bundle.labels):
             raise BundleError(f"{bundle.path}: model takes {shape} -> {classifier.num_classes} "
                               f"classes, but the bundle describes {expected} -> {len(bundle.labels)}")
@@ -244,13 +243,18 @@ class Detector:
         window, step = self.window, self.step
         for frame in frames:
             due = window.append(frame)
-            t0 = _time.perf_counter()
-            if step is not None and window.count % step == 0:
-                probs = self.classifier(window.latest[-step:])
-            if not due:
-                continue
             if step is None:
+                if not due:
+                    continue
+                t0 = _time.perf_counter()
                 probs = self.classifier(window.latest)
+            else:  # every step from the first frame on; a due hop always ends one
+                if window.count % step:
+                    continue
+                t0 = _time.perf_counter()
+                probs = self.classifier(window.latest[-step:])
+                if not due:
+                    continue
             t1 = _time.perf_counter()
             now = window.end_time + self._lost_seconds
             if not np.isfinite(probs).all():

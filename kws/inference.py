@@ -75,7 +75,7 @@ class StreamingClassifier:
         except (ValueError, RuntimeError, KeyError) as err:
             raise KwsError(f"{model_path}: cannot load streaming LiteRT model ({err})") from None
         self.step, dim = (int(d) for d in ins["frames"]["shape"][2:])
-        self.frame_shape = (self.step, dim)
+        self.input_shape = (self.step, dim)  # one call's frames
         self.num_classes = int(outs["posteriors"]["shape"][-1])
         self._state = np.zeros(ins["state"]["shape"], np.float32)
 

@@ -45,7 +45,6 @@ from kws.data.negatives import audio_files, negative_files
 from kws.errors import KwsError
 from kws.eval.testaudio import pick_negatives
 from kws.features import FrontEnd
-from kws.units import ms_to_hops
 from kws.labels import SILENCE, UNKNOWN, labels_for
 from kws_train import synth
 
@@ -678,8 +677,7 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
         calibration = np.stack([frontend.compute(w_) for w_ in calib_waves]).astype(np.float32)
         bar.advance(0.3)
         check = np.stack([frontend.compute(w_) for w_ in val_waves[:64]]).astype(np.float32)
-        litert, checks = export.litert_models(full, tmp, check, calibration,
-                                              ms_to_hops(config.detector.hop_ms, config.features.stride_ms))
+        litert, checks = export.litert_models(full, tmp, check, calibration, config.hop_frames)
         max_diff = checks["litert_vs_keras_max_diff"]
         bar.advance(0.9)
         training = {"arch": "enrolled head on " + str(base_bundle.metadata.get("arch", "?")),

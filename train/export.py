@@ -94,21 +94,6 @@ def litert_posteriors(path: Path, windows: np.ndarray) -> np.ndarray:
     return Classifier(path, softmax=True).predict(windows)
 
 
-def stream_vs_window(model: keras.Model, path: Path, frames: np.ndarray) -> np.ndarray:
-    """For every window of ``frames`` ``(n, dim)`` that a stream ends a hop on: the largest
-    difference between the streaming LiteRT model's posteriors (``path``, run from a reset
-    over all the frames in order, as the detector runs it) and ``model``'s on that window."""
-    from kws.inference import StreamingClassifier
-
-    stream = StreamingClassifier(path)
-    size, step = model.input_shape[1], stream.step
-    got, ends = [], range(step, len(frames) + 1, step)
-    for end in ends:
-        got.append(stream(frames[end - step:end]))
-    windows = np.stack([frames[end - size:end] for end in ends if end >= size])
-    return np.abs(np.stack(got[-len(windows):]) - predict(model, windows, batch_size=256)).max(axis=1)
-
-
 def check_against_keras(model: keras.Model, path: Path, windows: np.ndarray,
                         tolerance: float = FLOAT_TOLERANCE) -> float:
     """Largest posterior difference between LiteRT and Keras; an error beyond ``tolerance``."""

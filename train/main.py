@@ -15,7 +15,7 @@ from kws.bundle import load_bundle
 from kws.config import Config
 from kws.errors import KwsError
 from kws.features import FrontEnd
-from kws.units import ms_to_hops, ms_to_samples
+from kws.units import ms_to_samples
 from kws_train import export
 from kws_train.augment import Augmenter, silence_clips
 from kws.data.speech_commands import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
@@ -205,8 +205,7 @@ def finish(model: keras.Model, prep: Prepared, config: Config, out: str | Path, 
     rng = np.random.default_rng(tc.seed)
     calibration = prep.sample_x[rng.choice(len(prep.sample_x), min(CALIBRATION_WINDOWS, len(prep.sample_x)),
                                            replace=False)]
-    step = ms_to_hops(config.detector.hop_ms, config.features.stride_ms)
-    litert, checks = export.litert_models(model, work, prep.val_x[:64], calibration, step)
+    litert, checks = export.litert_models(model, work, prep.val_x[:64], calibration, config.hop_frames)
     float_path = litert["model.tflite"]
     metrics = {"validation": _litert_scores(float_path, prep.val_x, prep.val)}
     test = evaluation_audio(prep.data, "testing", config, seed=tc.seed)

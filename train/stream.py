@@ -1,7 +1,7 @@
 """The streaming twin of a window model: each hop computes only what its new frames add.
 
-The window model maps a ``(frames, dim)`` window to logits. Its streaming twin takes the
-``step`` frames of one hop and a flat state vector, and returns the logits of the window
+The window model maps a ``(frames, dim)`` window to posteriors. Its streaming twin takes the
+``step`` frames of one hop and one state tensor, and returns the posteriors of the window
 that ends with those frames and the next state, as kws_streaming's external-state mode does.
 The runtime (``kws.inference.StreamingClassifier``) carries the state from call to call.
 
@@ -12,24 +12,23 @@ strided convolution becomes a dilated one, as in "à trous" filtering, so window
 see the values they need) and keeps, per layer, the past values its consumer still reads:
 ``(kernel - 1) x spacing`` rows for a convolution, the pooled span for the global average.
 A window's output is then the global average over the rows its last layer has at the
-window's own frames, and equals the window model's to float rounding (tested).
+window's own frames, and equals the window model's to float rounding (tested). Layers that
+do not stream (a ``same`` convolution) run at each hop on those rows of their inputs, as the
+window model runs them, after the layers that do.
 
 Layers it knows: ``Normalization``, ``Conv1D`` (``valid``), ``BatchNormalization``, ``ReLU``,
 ``Dropout``, ``Activation``, ``Cropping1D``, ``Add`` (an input whose last value ends earlier,
 as a centred crop leaves it, is delayed to match), ``GlobalAveragePooling1D``, ``Flatten``,
-``Dense`` and ``CarriedLSTM``. An LSTM
-streams one step per frame with its state carried across hops, not reset per window: that
-is the one layer whose stream differs from the window model after the first window (see
-``kws_train.models.lstm``). Any other layer (2-D convolutions over time and frequency,
-``same`` padding, a bidirectional LSTM) raises ``NotStreamable``: those models run as window
-models.
+``Dense`` and ``CarriedLSTM``. An LSTM streams one step per frame with its state carried
+across hops, not reset per window: that is the one layer whose stream differs from the
+window model after the first window (see ``kws_train.models.lstm``). A model whose first
+layers do not stream (2-D convolutions over time and frequency, ``same`` padding, a
+bidirectional LSTM) raises ``NotStreamable``: it runs as a window model.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -40,9 +39,11 @@ import numpy as np
 import tensorflow as tf
 
 from kws.audio.files import read_audio
-from kws.bundle import STREAM_MODEL, bundle_writer, load_bundle
+from kws.bundle import STREAM_MODEL, load_bundle, rewrite_metadata
 from kws.errors import KwsError
-from kws_train.export import FLOAT_TOLERANCE, convert_function, logits_model, stream_vs_window
+from kws.inference import StreamingClassifier
+from kws_train.export import FLOAT_TOLERANCE, convert_function, logits_model
+from kws_train.fit import predict
 from kws_train.models.lstm import CarriedLSTM
 
 AFFINE = (keras.layers.Normalization, keras.layers.BatchNormalization)
@@ -65,6 +66,17 @@ class Timing:
     lag: int = 0
     field: int = 1
     window: bool = False
+
+    @property
+    def span(self) -> int:
+        """Rows of a stream from the window's oldest value to its newest frame."""
+        return self.lag + (self.length - 1) * self.spacing + 1
+
+    def rows(self, full, every: int | None = None):
+        """The window's values among the newest rows ``full`` of a stream: every ``spacing``-th
+        (or ``every``-th) of its last ``span`` rows, but the newest ``lag``."""
+        end = full.shape[2]
+        return full[:, :, end - self.span:end - self.lag:every or self.spacing]
 
 
 @dataclass
@@ -95,7 +107,6 @@ class StreamingModel:
             for t in _inputs(layer):
                 self._consumers.setdefault(id(t), []).append(layer)
         self._folded: set[int] = set()  # affine layers folded into a convolution
-        self._weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._buffers: list[Buffer] = []
         self._gathers: dict[int, tuple[Buffer | None, Timing]] = {}  # stream tensor -> its window
         self._plan = []
@@ -105,10 +116,6 @@ class StreamingModel:
         self.carried = any(kind == "lstm" for kind, _, _ in self._plan)
         rows = sum(b.rows for b in self._buffers) + self.carried  # + the LSTM's frame count
         self.state_shape = (1, 1, max(rows, 1), max([b.channels for b in self._buffers], default=1))
-
-    @property
-    def state_size(self) -> int:
-        return int(np.prod(self.state_shape))
 
     def _buffer(self, rows: int, channels: int) -> Buffer | None:
         if rows <= 0:
@@ -175,8 +182,7 @@ class StreamingModel:
         gathers = []
         for t, tensor in zip(ins, _inputs(layer)):
             if not t.window and id(tensor) not in self._gathers:
-                span = t.lag + (t.length - 1) * t.spacing + 1
-                self._gathers[id(tensor)] = (self._buffer(span - self.step, tensor.shape[-1]), t)
+                self._gathers[id(tensor)] = (self._buffer(t.span - self.step, tensor.shape[-1]), t)
             gathers.append(None if t.window else self._gathers[id(tensor)])
         if isinstance(layer, CarriedLSTM):
             raise NotStreamable(f"{layer.name!r}: an LSTM after a window layer ({reason})")
@@ -219,8 +225,7 @@ class StreamingModel:
             self._plan.append(("add", layer, delays))
             return Timing(t.length, t.spacing, lag, max(u.field + u.lag - lag for u in ins))
         if isinstance(layer, (keras.layers.GlobalAveragePooling1D, keras.layers.Flatten)):
-            span = t.lag + (t.length - 1) * t.spacing + 1  # rows back to the oldest pooled value
-            self._plan.append(("pool", layer, (self._buffer(span - self.step, layer.input.shape[-1]), t,
+            self._plan.append(("pool", layer, (self._buffer(t.span - self.step, layer.input.shape[-1]), t,
                                                self._pooled_head(layer, t))))
             return Timing(0)
         if isinstance(layer, CarriedLSTM):
@@ -230,9 +235,6 @@ class StreamingModel:
             self._plan.append(("lstm", layer, (self._buffer(2, layer.units), t.field)))
             return t
         raise NotStreamable(f"{name}: no streaming form")
-
-    def initial_state(self) -> np.ndarray:
-        return np.zeros(self.state_shape, np.float32)
 
     def __call__(self, frames, state):
         """``frames`` ``(1, 1, step, dim)`` and ``state`` -> logits ``(1, classes)`` and the
@@ -245,9 +247,7 @@ class StreamingModel:
             if buffer is None:
                 return x
             full = tf.concat([state[:, :, buffer.start:buffer.start + buffer.rows, :buffer.channels], x], 2)
-            kept = full[:, :, -buffer.rows:]
-            nxt.append(kept if buffer.channels == width else
-                       tf.pad(kept, [[0, 0], [0, 0], [0, 0], [0, width - buffer.channels]]))
+            nxt.append(_widened(full[:, :, -buffer.rows:], width))
             return full
 
         gathered: dict[int, tf.Tensor] = {}
@@ -256,9 +256,7 @@ class StreamingModel:
             """The window's values ``(1, length, channels)`` of a streamed tensor."""
             if id(tensor) not in gathered:
                 buffer, t = gather
-                full = with_past(buffer, values[id(tensor)])
-                newest = full.shape[2] - 1 - t.lag
-                picked = full[:, :, newest - (t.length - 1) * t.spacing:newest + 1:t.spacing]
+                picked = t.rows(with_past(buffer, values[id(tensor)]))
                 gathered[id(tensor)] = tf.reshape(picked, (1, t.length, picked.shape[-1]))
             return gathered[id(tensor)]
 
@@ -284,16 +282,14 @@ class StreamingModel:
             elif kind == "pool":
                 buffer, t, head = arg
                 full = with_past(buffer, x)
-                newest = full.shape[2] - 1 - t.lag
                 if head is None:
-                    picked = full[:, :, newest - (t.length - 1) * t.spacing:newest + 1:t.spacing]
+                    picked = t.rows(full)
                     y = tf.reshape(picked, (1, -1)) if isinstance(layer, keras.layers.Flatten) else \
                         tf.reduce_mean(picked, [1, 2])
-                else:
-                    span = full[:, :, newest - (t.length - 1) * t.spacing:newest + 1]
+                else:  # the dilated convolution picks every spacing-th row itself
                     kernel, bias = head
-                    y = tf.reshape(tf.nn.conv2d(span, kernel, 1, "VALID", dilations=[1, 1, t.spacing, 1])
-                                   + bias, (1, -1))
+                    y = tf.reshape(tf.nn.conv2d(t.rows(full, every=1), kernel, 1, "VALID",
+                                                dilations=[1, 1, t.spacing, 1]) + bias, (1, -1))
             elif kind == "lstm":
                 y = self._lstm(layer, x, arg, state, seen, nxt)
             elif kind == "window":
@@ -303,7 +299,7 @@ class StreamingModel:
             values[id(layer.output)] = y
         if self.carried:
             # Clamped: a float32 count stops growing by one past 2**24 frames (46 hours).
-            nxt.append(tf.pad(tf.minimum(seen + self.step, 1e6), [[0, 0], [0, 0], [0, 0], [0, width - 1]]))
+            nxt.append(_widened(tf.minimum(seen + self.step, 1e6), width))
         new_state = tf.concat(nxt, 2) if nxt else state
         return values[id(self.model.layers[-1].output)], new_state
 
@@ -325,10 +321,14 @@ class StreamingModel:
             c = valid * c_new + (1 - valid) * c
             h = valid * h_new + (1 - valid) * h
             outputs.append(h)
-        kept = tf.stack([h, c], 1)[:, None]
-        width = self.state_shape[-1]
-        nxt.append(kept if units == width else tf.pad(kept, [[0, 0], [0, 0], [0, 0], [0, width - units]]))
+        nxt.append(_widened(tf.stack([h, c], 1)[:, None], self.state_shape[-1]))
         return tf.stack(outputs, 1)[:, None]
+
+
+def _widened(rows, width: int):
+    """``rows`` with zero channels up to the state's ``width``."""
+    missing = width - rows.shape[-1]
+    return rows if not missing else tf.pad(rows, [[0, 0], [0, 0], [0, 0], [0, missing]])
 
 
 def _affine(layer) -> tuple[np.ndarray, np.ndarray]:
@@ -357,29 +357,32 @@ def _inputs(layer) -> list:
     return list(layer._inbound_nodes[0].input_tensors)
 
 
-def streaming_model(model: keras.Model, step: int) -> StreamingModel:
-    """The streaming twin of a window model ending in logits; ``NotStreamable`` if it has no
-    streaming form."""
-    return StreamingModel(model, step)
-
-
-def to_tflite(model: keras.Model, step: int) -> bytes:
-    """LiteRT flatbuffer of the streaming twin of ``model`` (a window model, softmax and all):
-    inputs ``frames (1, 1, step, dim)`` and ``state``, outputs ``posteriors (1, classes)`` and
-    the next ``state``. Float: the state round-trips through the runtime at every hop, and a
-    hop's arithmetic is so small that int8 would save little. The softmax is in the graph
-    (float, so scores near 1 keep their resolution) to spare the runtime a numpy call a hop.
+def to_tflite(twin: StreamingModel) -> bytes:
+    """LiteRT flatbuffer of ``twin``: inputs ``frames (1, 1, step, dim)`` and ``state``,
+    outputs ``posteriors (1, classes)`` and the next ``state``. Float: the state round-trips
+    through the runtime at every hop, and a hop's arithmetic is so small that int8 would save
+    little. The softmax is in the graph (float, so scores near 1 keep their resolution) to
+    spare the runtime a numpy call a hop.
     """
-    logits = logits_model(model)
-    twin = StreamingModel(logits, step)
-
     def serve(frames, state):
         out, new_state = twin(frames, state)
         return {"posteriors": tf.nn.softmax(out), "state": new_state}
 
-    specs = [tf.TensorSpec([1, 1, step, model.input_shape[-1]], tf.float32, name="frames"),
+    specs = [tf.TensorSpec([1, 1, twin.step, twin.model.input_shape[-1]], tf.float32, name="frames"),
              tf.TensorSpec(twin.state_shape, tf.float32, name="state")]
-    return convert_function(logits, serve, specs)
+    return convert_function(twin.model, serve, specs)
+
+
+def stream_vs_window(model: keras.Model, path: Path, frames: np.ndarray) -> np.ndarray:
+    """For every window of ``frames`` ``(n, dim)`` that a stream ends a hop on: the largest
+    difference between the streaming LiteRT model's posteriors (``path``, run from a reset
+    over all the frames in order, as the detector runs it) and ``model``'s on that window."""
+    stream = StreamingClassifier(path)
+    size, step = model.input_shape[1], stream.step
+    ends = range(step, len(frames) + 1, step)
+    got = [stream(frames[end - step:end]) for end in ends]
+    windows = np.stack([frames[end - size:end] for end in ends if end >= size])
+    return np.abs(np.stack(got[-len(windows):]) - predict(model, windows, batch_size=256)).max(axis=1)
 
 
 def export(model: keras.Model, step: int, path: Path, frames: np.ndarray,
@@ -395,7 +398,7 @@ def export(model: keras.Model, step: int, path: Path, frames: np.ndarray,
     except NotStreamable as err:
         print(f"no streaming model: {err}", flush=True)
         return None
-    path.write_bytes(to_tflite(model, step))
+    path.write_bytes(to_tflite(twin))
     diffs = stream_vs_window(model, path, frames)
     checked = diffs[:1] if twin.carried else diffs
     if not np.all(checked <= tolerance):
@@ -422,12 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             info = export(model, args.step, Path(tmp) / STREAM_MODEL, frames, FLOAT_TOLERANCE)
             if info is None:
                 return 1
-            with bundle_writer(bundle.path) as staging:
-                for item in bundle.path.iterdir():
-                    shutil.copyfile(item, staging / item.name)
-                shutil.copyfile(Path(tmp) / STREAM_MODEL, staging / STREAM_MODEL)
-                (staging / "metadata.json").write_text(json.dumps({**bundle.metadata, "stream": info},
-                                                                  indent=2) + "\n")
+            rewrite_metadata(bundle, files=[Path(tmp) / STREAM_MODEL], stream=info)
     except KwsError as err:
         print(f"kws_train.stream: {err}", file=sys.stderr)
         return 2
