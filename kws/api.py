@@ -11,8 +11,7 @@
     for d in spotter.listen():               # the microphone, as `kws listen`
         ...
 
-``Spotter`` is a thin owner of one detector (``kws.twostage.build_detector``, which is
-``Detector.from_bundle`` unless the optional verifier is enabled): the
+``Spotter`` is a thin owner of one detector (``Detector.from_bundle``): the
 very stages ``kws listen`` and ``kws replay`` run, so the API detects exactly what the command
 line does. ``process`` pushes samples through the producer side (``write``) in pieces the
 ring buffer holds and drains them (``process``); detections do not depend on how the audio
@@ -39,10 +38,9 @@ import numpy as np
 from kws.audio.ring import RingBuffer
 from kws.bundle import load_bundle
 from kws.config import Config, load_config, with_overrides
-from kws.detector import Detection, end_silence
+from kws.detector import Detection, Detector, end_silence
 from kws.posterior import with_thresholds
 from kws.resources import find_model
-from kws.twostage import build_detector
 from kws.units import block_samples
 
 LEVEL_FLOOR_DB = -90.0  # the input level reported for digital silence
@@ -132,8 +130,7 @@ class Spotter:
 
     def _use(self, input_rate: int) -> None:
         """A fresh detector for audio at ``input_rate``: the stream starts again at time 0."""
-        # build_detector: the first stage, behind the verifier when verifier.enabled (kws.twostage).
-        self.detector = build_detector(self.bundle, self.config, input_rate=input_rate)
+        self.detector = Detector.from_bundle(self.bundle, self.config, input_rate=input_rate)
         self._tracker = NearMisses(self.detector.posterior.labels, self.detector.thresholds, self.near_miss)
         self.detector.on_hop = self._hop
         self._samples = 0
@@ -221,14 +218,6 @@ class Spotter:
             silence = list(end_silence(self.detector))
             if silence:
                 yield self.feed(np.concatenate(silence))  # digital silence: LEVEL_FLOOR_DB
-        yield from self._flush()
-
-    def _flush(self) -> Iterator[Update]:
-        """The end of a stream: a verifier's candidates still waiting for audio are decided."""
-        flush = getattr(self.detector, "flush", None)
-        found = flush() if flush is not None else []
-        if found:
-            yield self._update(found, LEVEL_FLOOR_DB)
 
     def listen(self, device: int | str | None = None, duration: float | None = None) -> Iterator[Detection]:
         """Detections from the microphone as they come, as ``kws listen`` (``device``: index or
@@ -276,7 +265,6 @@ def _poll(spotter: Spotter, microphone, level: RingBuffer, duration: float | Non
         n = level.read_into(scratch)
         spotter._samples += n
         yield spotter._update(found, level_db(scratch[:n]))
-    yield from spotter._flush()
 
 
 def as_float32(samples: np.ndarray) -> np.ndarray:

@@ -173,13 +173,6 @@ class TrainConfig(_Section):
     negatives: NegativesConfig
 
 
-class VerifierConfig(_Section):
-    enabled: bool = False
-    threshold: float = Unit
-    delay_ms: float = Field(ge=0, le=2000)
-    candidate_threshold: float = Unit
-
-
 class StreamConfig(_Section):
     gap_seconds: tuple[float, float]
     unknown_fraction: float = Unit
@@ -199,7 +192,6 @@ class Config(_Section):
     posterior: PosteriorConfig
     train: TrainConfig
     stream: StreamConfig
-    verifier: VerifierConfig
 
     @model_validator(mode="after")
     def _check(self) -> "Config":

