@@ -12,7 +12,9 @@ import pytest
 
 import kws
 from kws.api import NearMisses, Spotter, as_float32
+from kws.audio.files import read_audio, write_wav
 from kws.errors import KwsError
+import reference
 from pulse import virtual_mic  # noqa: F401 (a fixture)
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -37,13 +39,20 @@ def tiny_spotter(tiny_bundle: Path, **kwargs) -> Spotter:
     return Spotter(model=tiny_bundle, config=tiny_bundle.parent / "tiny.yaml", **kwargs)
 
 
-def test_readme_example_runs_as_written_on_the_shipped_model(spoken, tmp_path, monkeypatch, capsys):
-    out = run_example(tmp_path, spoken[2], monkeypatch, capsys)
+def test_readme_example_runs_as_written_on_the_shipped_model(tmp_path, monkeypatch, capsys):
+    # Real speech with known answers: the shipped model's detections as recorded for it.
+    wav = tmp_path / "reference.wav"
+    write_wav(wav, read_audio(reference.AUDIO, 16000), 16000)
+    out = run_example(tmp_path, wav, monkeypatch, capsys)
     lines = out.splitlines()
     scores = [line for line in lines if line.startswith("{")]
     assert len(scores) == 1 and "'yes':" in scores[0]
     for line in lines:
         assert line.startswith(("{", "near miss: ")) or re.fullmatch(r" *\d+\.\d\d s  \w+  [01]\.\d\d", line), line
+    found = [line.split() for line in lines if re.match(r" *\d+\.\d\d s ", line)]
+    before = reference.expected("default").detections
+    assert [f[2] for f in found] == [d["word"] for d in before], reference.REGENERATE
+    assert all(abs(float(f[0]) - d["time"]) <= 0.01 for f, d in zip(found, before))
 
 
 def test_readme_example_finds_the_spoken_words(spoken, tiny_bundle, tmp_path, monkeypatch, capsys):
