@@ -47,6 +47,7 @@ COMMANDS = {
     "eval": "kws.commands.eval",
     "enroll": "kws.commands.enroll",
     "record": "kws.commands.record",
+    "serve": "kws.commands.serve",
 }
 
 
