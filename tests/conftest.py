@@ -5,9 +5,11 @@ committed in ``tests/data/tiny_bundle`` (rebuilt by ``tests/data/make_tiny_bundl
 no test waits for a training run. Only ``tests/test_train.py`` trains (marked ``train``).
 
 Markers (see pyproject.toml): ``train`` needs TensorFlow; ``espeak`` and ``pulse`` need
-espeak-ng and PulseAudio and are skipped, with the reason, where the tool is missing (CI
-installs both, so CI skips nothing). Tests get ``espeak`` or ``pulse`` from the fixtures they
-use (``spoken``, ``tiny_dataset``; ``virtual_mic``), so no test can forget its marker.
+espeak-ng and PulseAudio and are skipped, with the reason, where the tool is missing. Tests get
+``espeak`` or ``pulse`` from the fixtures they use (``spoken``, ``tiny_dataset``;
+``virtual_mic``), and ``speech.speak`` skips a test that calls espeak-ng where it is missing.
+CI installs everything and must skip nothing: with ``KWS_SKIP_REPORT`` set, every skipped test
+and its reason are written to that file, which ``.ci/run`` checks.
 The fast tier, ``pytest -m "not train"``, never imports TensorFlow.
 """
 
@@ -52,6 +54,17 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(marker)
             if item.get_closest_marker(marker) and (reason := missing_tool(marker)):
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Every skipped test and why, into ``$KWS_SKIP_REPORT`` (in the controller under xdist)."""
+    path = os.environ.get("KWS_SKIP_REPORT")
+    if not path or hasattr(terminalreporter.config, "workerinput"):  # xdist workers: the controller writes
+        return
+    with open(path, "a") as out:
+        for report in terminalreporter.stats.get("skipped", []):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            out.write(f"{report.nodeid}: {reason}\n")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -47,10 +47,17 @@ def test_hash_split_without_lists(tiny_dataset, tmp_path):
     splits = {s: list_clips(root, TINY_WORDS, s, unknown_fraction=1.0) for s in
               ("training", "validation", "testing")}
     assert "speaker hash" in splits["training"].notes[0]
-    for split, clips in splits.items():
-        assert all(which_set(p.name) == split for p in clips.paths)
     assert sum(len(c.paths) for c in splits.values()) == 24 * 6
-    # One speaker, one split, whatever the clip number; the hash is the official SHA-1 one.
+    # Each speaker in one split only, and every split has some.
+    speakers = {s: {p.name.split("_")[0] for p in clips.paths} for s, clips in splits.items()}
+    assert all(len(v) for v in speakers.values()) and not (speakers["training"] & speakers["validation"])
+    assert not speakers["testing"] & (speakers["training"] | speakers["validation"])
+    # One speaker, one split, whatever the clip number; the hash is the official SHA-1 one:
+    # clips named in the official v0.02 validation_list.txt and testing_list.txt.
+    official = {"cat/8b775397_nohash_0.wav": "validation", "go/6a27a9bf_nohash_0.wav": "validation",
+                "four/605ed0ff_nohash_0.wav": "validation", "cat/2aa787cf_nohash_0.wav": "testing",
+                "go/0ea0e2f4_nohash_1.wav": "testing", "four/27c30960_nohash_0.wav": "testing"}
+    assert {name: which_set(name) for name in official} == official
     assert which_set("abc_nohash_0.wav") == which_set("abc_nohash_7.wav")
     hashes = [which_set(f"{i:08x}_nohash_0.wav") for i in range(3000)]
     assert 0.07 < hashes.count("validation") / 3000 < 0.13
@@ -71,6 +78,7 @@ def test_archive_layout_uses_every_clip(tmp_path):
     assert clips.counts() == list_clips(root, TINY_WORDS, "validation").counts()
 
 
+@pytest.mark.espeak
 def test_flac_clips(tmp_path):
     root = make_dataset(tmp_path / "sc", ["yes"], ["bird"], n_voices=6, ext="flac")
     clips = list_clips(root, ["yes"], "training")

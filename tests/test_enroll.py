@@ -8,7 +8,6 @@ exist for it: enrollment must work from synthetic speech alone.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from conftest import run_kws
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "models" / "default"
 RATE = 16000
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 
 WORD = "lights"
 # Voices no enrollment persona uses: held-apart espeak bases (testing split) and variants
@@ -68,7 +66,6 @@ def _error(result) -> str:
 
 @pytest.mark.train
 @pytest.mark.espeak
-@needs_espeak
 def test_enroll_then_replay_finds_the_word_in_held_out_voices(tmp_path):
     out = tmp_path / "lights_model"
     takes = tmp_path / "takes"  # "the user": a voice of its own, five takes (one held apart)
@@ -123,7 +120,6 @@ def test_out_that_is_not_a_bundle_is_one_line(tmp_path):
 
 
 @pytest.mark.espeak
-@needs_espeak
 def test_recordings_without_audio_is_one_line(tmp_path):
     folder = tmp_path / "takes"
     folder.mkdir()
@@ -135,7 +131,6 @@ def test_recordings_without_audio_is_one_line(tmp_path):
 
 
 @pytest.mark.espeak
-@needs_espeak
 def test_word_the_engines_cannot_say_is_one_line(tmp_path):
     # Spelt out letter by letter, it lasts far over a second in every voice.
     message = _error(run_kws("enroll", "qxqxqxqxqxqxqxqxqxqxq", "--out", str(tmp_path / "m"),

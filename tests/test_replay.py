@@ -55,22 +55,6 @@ def test_a_high_threshold_silences_everything(stream, tiny_bundle):
         {"file": str(stream[2]), "detections": 0}]
 
 
-def test_replay_through_the_api_detects_as_the_detector_alone(stream, tiny_bundle):
-    # kws replay goes through kws.Spotter.replay; the same detections as the detector's own
-    # replay of the file, with its window of silence at the end.
-    from kws.audio.files import read_blocks
-    from kws.bundle import load_bundle
-    from kws.config import load_config, with_overrides
-    from kws.detector import Detector, replay
-
-    config = with_overrides(load_config(), {"detector.model": str(tiny_bundle)})
-    rate, _, blocks = read_blocks(stream[2], config.audio.block_ms)
-    detector = Detector.from_bundle(load_bundle(tiny_bundle, config), config, input_rate=rate)
-    direct = [{"time": round(d.time, 3), "word": d.word, "score": round(d.score, 4)}
-              for d in replay(detector, blocks, pad=True)]
-    assert direct and replay_json(stream[2], tiny_bundle) == direct
-
-
 def test_per_word_thresholds(stream, tiny_bundle):
     reference = replay_json(stream[2], tiny_bundle, "--threshold", "0.6")
     found = replay_json(stream[2], tiny_bundle, "--threshold", "yes=1.0,no=0.6,up=0.6,stop=0.6")
