@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes.util
 import json
-import os
 import re
 import signal
 import sys
@@ -39,8 +38,8 @@ class FakeFlags:
 
 class FakeStream:
     """``sounddevice.InputStream``: ``start`` plays ``fake.script`` through the callback from a
-    thread of its own, as PortAudio would; ``(block, overflow, pause_s)`` per callback. Then it
-    calls ``fake.at_end(stream)``, if set."""
+    thread of its own, as PortAudio would; ``(block, overflow, pause_s)`` per callback, or a
+    function to call at that point of the stream. Then it calls ``fake.at_end(stream)``, if set."""
 
     def __init__(self, fake: "FakeSounddevice", *, samplerate, blocksize, device, channels, dtype,
                  callback, finished_callback):
@@ -53,9 +52,13 @@ class FakeStream:
         self._thread = threading.Thread(target=self._play, daemon=True)
 
     def _play(self) -> None:
-        for block, overflow, pause in self._fake.script:
+        for item in self._fake.script:
             if self._closed.is_set():
                 return
+            if callable(item):
+                item()
+                continue
+            block, overflow, pause = item
             self._callback(block.reshape(-1, 1), len(block), None, FakeFlags(overflow))
             time.sleep(pause)
         if self._fake.at_end:
@@ -109,6 +112,28 @@ def fake_sd(monkeypatch):
     return fake
 
 
+class Signals:
+    """``signal.signal`` while a test runs: handlers are recorded and ``send`` calls one, as the
+    operating system would, so Ctrl-C and SIGTERM are staged without signalling the test runner."""
+
+    def __init__(self):
+        self.handlers = {signal.SIGINT: "previous SIGINT handler", signal.SIGTERM: "previous SIGTERM handler"}
+
+    def signal(self, sig, handler):
+        previous, self.handlers[sig] = self.handlers.get(sig, signal.SIG_DFL), handler
+        return previous
+
+    def send(self, sig) -> None:
+        self.handlers[sig](sig, None)
+
+
+@pytest.fixture
+def signals(monkeypatch) -> Signals:
+    fake = Signals()
+    monkeypatch.setattr(signal, "signal", fake.signal)
+    return fake
+
+
 def test_device_by_default_index_and_name(fake_sd):
     assert find_input_device().name == "Built-in Mic"
     assert find_input_device("1").name == "USB Mic"
@@ -159,10 +184,12 @@ def _blocks(values, overflow=(), pause=0.0):
 
 def test_callback_copies_blocks_and_counts_overflows(fake_sd):
     fake_sd.script = _blocks([0.1, 0.2, 0.3], overflow={1})
+    played = threading.Event()
+    fake_sd.at_end = lambda stream: played.set()
     got = []
     mic = Microphone(find_input_device(), 16000, BLOCK, lambda block: got.append(block.copy()))
     with mic:
-        time.sleep(0.1)
+        assert played.wait(30)
         assert not mic.device_lost
     assert [b[0] for b in got] == pytest.approx([0.1, 0.2, 0.3])
     assert all(b.shape == (BLOCK,) and b.dtype == np.float32 for b in got)
@@ -185,6 +212,7 @@ class StubDetector:
         self.ring = RingBuffer(capacity)
         self.stall = threading.Event()
         self.consumed = 0
+        self._progress = threading.Condition()
         self._buffer = np.zeros(capacity, np.float32)
 
     def write(self, chunk):
@@ -203,8 +231,15 @@ class StubDetector:
         n = self.ring.read_into(self._buffer)
         found = [Detection((self.consumed + i + BLOCK) / 16000, "yes", 0.9)
                  for i in range(0, n, BLOCK) if self._buffer[i] == 0.5]
-        self.consumed += n
+        with self._progress:
+            self.consumed += n
+            self._progress.notify_all()
         return found
+
+    def wait_consumed(self, samples: int) -> None:
+        """Until the consumer has read ``samples`` in all (the audio thread waits on it)."""
+        with self._progress:
+            assert self._progress.wait_for(lambda: self.consumed >= samples, timeout=30)
 
 
 def _listen(fake_sd, detector, **kwargs):
@@ -213,17 +248,17 @@ def _listen(fake_sd, detector, **kwargs):
     return mic
 
 
-def test_stalled_consumer_loses_samples_reports_them_and_keeps_listening(fake_sd, capsys):
+def test_stalled_consumer_loses_samples_reports_them_and_keeps_listening(fake_sd, signals, capsys):
     detector = StubDetector(capacity=10 * BLOCK)
     detector.stall.set()
     # 30 blocks arrive while the consumer is stalled: the ring keeps 10, drops 20. The driver
-    # also flags two overflows. Then the consumer catches up and a word arrives in real time.
+    # also flags two overflows. Then the consumer catches up and a word arrives in real time;
+    # Ctrl-C after the last block.
     burst = _blocks([0.0] * 30, overflow={3, 4})
-    burst[-1] = (*burst[-1][:2], 0.4)  # the stall ends (0.2 s) during this pause
     later = _blocks([0.0] * 10 + [0.5] + [0.0] * 10, pause=BLOCK / 16000)
-    fake_sd.script = burst + later
-    threading.Timer(0.2, detector.stall.clear).start()
-    _listen(fake_sd, detector, duration=0.8)
+    fake_sd.script = burst + [detector.stall.clear, lambda: detector.wait_consumed(10 * BLOCK)] + later
+    fake_sd.at_end = lambda stream: signals.send(signal.SIGINT)
+    _listen(fake_sd, detector)
     out, err = capsys.readouterr()
     assert detector.lost_samples == 20 * BLOCK
     assert f"warning: {20 * BLOCK} samples lost, 2 input overflows so far; still listening" in err
@@ -242,15 +277,16 @@ def test_vanished_device_is_one_line_error(fake_sd, capsys):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_cleanly(fake_sd, capsys, sig):
-    fake_sd.script = _blocks([0.0] * 100, pause=0.01)
-    before = signal.getsignal(sig)
-    threading.Timer(0.3, os.kill, (os.getpid(), sig)).start()
-    started = time.monotonic()
-    _listen(fake_sd, StubDetector(capacity=16000), duration=5)
-    assert time.monotonic() - started < 1.5
+def test_signal_stops_cleanly(fake_sd, signals, capsys, sig):
+    before = dict(signals.handlers)
+    sent = []
+    # The signal comes a quarter of the way into ten seconds of audio that keeps arriving.
+    fake_sd.script = _blocks([0.0] * 25, pause=0.01) + [lambda: sent.append(time.monotonic()),
+                                                        lambda: signals.send(sig)] + _blocks([0.0] * 75, pause=0.1)
+    _listen(fake_sd, StubDetector(capacity=16000), duration=60)
+    assert sent and time.monotonic() - sent[0] < 2.0  # "within about a second", on a busy machine
     assert "stopped after" in capsys.readouterr().err
-    assert signal.getsignal(sig) is before  # the previous handler is back
+    assert signals.handlers == before  # the previous handlers are back
 
 
 def test_cli_bad_device_exits_2_with_one_line(fake_sd, capsys):
@@ -261,7 +297,7 @@ def test_cli_bad_device_exits_2_with_one_line(fake_sd, capsys):
 
 
 @pytest.mark.slow
-def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, tiny_bundle, spoken, capsys):
+def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, signals, tiny_bundle, spoken, capsys):
     """The whole command, in process: the device only takes 48 kHz, so kws opens it at 48 kHz
     and the detector resamples; the spoken stream is still detected word for word."""
     audio, labels, _ = spoken
@@ -272,7 +308,7 @@ def test_device_without_16k_is_opened_at_its_rate_and_resampled(fake_sd, tiny_bu
     # Four times real time: fast, yet far from filling the two-second ring.
     fake_sd.script = [(audio48[i:i + block], False, block / 48000 / 4)
                       for i in range(0, len(audio48) - block + 1, block)]
-    fake_sd.at_end = lambda stream: os.kill(os.getpid(), signal.SIGINT)
+    fake_sd.at_end = lambda stream: signals.send(signal.SIGINT)
     assert main(["listen", "--json", "--model", str(tiny_bundle)]) == 0
     out, err = capsys.readouterr()
     assert "48000 Hz, resampled to 16000 Hz" in err
@@ -339,18 +375,19 @@ def test_a_consumer_that_stops_iterating_closes_the_microphone(fake_sd, tiny_bun
     assert spotter.microphone._closing and update.detections == []
 
 
-def _spoken_script(fake_sd, spoken, words: int = 2):
+def _spoken_script(fake_sd, signals, spoken, words: int = 2):
     audio, labels, _ = spoken
     end = round((labels[words - 1][2] + 1.2) * 16000)
     # Four times real time: fast, yet far from filling the two-second ring.
     fake_sd.script = [(audio[i:i + BLOCK], False, BLOCK / 16000 / 4) for i in range(0, end - BLOCK + 1, BLOCK)]
-    fake_sd.at_end = lambda stream: os.kill(os.getpid(), signal.SIGINT)
+    fake_sd.at_end = lambda stream: signals.send(signal.SIGINT)  # Ctrl-C when the audio ends
     return [word for word, _, _ in labels[:words]]
 
 
 @pytest.mark.slow
-def test_listen_view_draws_the_words_and_ctrl_c_ends_it_with_the_summary(fake_sd, tiny_bundle, spoken, capsys):
-    words = _spoken_script(fake_sd, spoken)
+def test_listen_view_draws_the_words_and_ctrl_c_ends_it_with_the_summary(fake_sd, signals, tiny_bundle, spoken,
+                                                                        capsys):
+    words = _spoken_script(fake_sd, signals, spoken)
     assert main(["listen", "--view", "--model", str(tiny_bundle), "--config",
                  str(tiny_bundle.parent / "tiny.yaml"), "--threshold", "0.6"]) == 0
     out, err = capsys.readouterr()
@@ -361,8 +398,8 @@ def test_listen_view_draws_the_words_and_ctrl_c_ends_it_with_the_summary(fake_sd
 
 
 @pytest.mark.slow
-def test_listen_near_misses_go_to_stderr(fake_sd, tiny_bundle, spoken, capsys):
-    words = _spoken_script(fake_sd, spoken)
+def test_listen_near_misses_go_to_stderr(fake_sd, signals, tiny_bundle, spoken, capsys):
+    words = _spoken_script(fake_sd, signals, spoken)
     assert main(["listen", "--near-misses", "--model", str(tiny_bundle), "--config",
                  str(tiny_bundle.parent / "tiny.yaml"), "--threshold", "0.9999"]) == 0
     out, err = capsys.readouterr()
