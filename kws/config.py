@@ -120,9 +120,22 @@ class AugmentConfig(_Section):
     specaugment_time_width: int = Field(ge=0)
     specaugment_freq_masks: int = Field(ge=0)
     specaugment_freq_width: int = Field(ge=0)
+    speed: tuple[float, float]
+    speed_probability: float = Unit
+    vtlp: tuple[float, float]
+    vtlp_probability: float = Unit
+    room_probability: float = Unit
+    room_rt60: tuple[float, float]
+    rooms: int = Field(ge=1)
+    colour_probability: float = Unit
+    colour_db: float = Field(ge=0)
+    narrowband_probability: float = Unit
 
     @model_validator(mode="after")
     def _ranges(self) -> "AugmentConfig":
+        for low, high, name in ((*self.speed, "speed"), (*self.vtlp, "vtlp"), (*self.room_rt60, "room_rt60")):
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must be [low, high] with 0 < low <= high, got [{low}, {high}]")
         for name in ("noise_snr_db", "gain_db", "silence_rms", "partial_keep"):
             low, high = getattr(self, name)
             if low > high:

@@ -1,4 +1,5 @@
-"""Random perturbations for training, in numpy: waveform (shift, noise, gain) and SpecAugment.
+"""Random perturbations for training, in numpy: waveform (speed, room, shift, noise, microphone,
+narrowband link, gain) and features (vocal-tract length, SpecAugment).
 
 Evaluation never calls these; silence clips (``silence``) are the one thing both use, so they
 live in ``kws.data.noise`` (``NoiseBed``, which ``Augmenter`` extends).
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kws.config import AugmentConfig
+from kws.config import AugmentConfig, FeatureConfig
+from kws_train import channels
 from kws.data.noise import NoiseBed, silence_clips  # noqa: F401  (silence_clips: re-exported)
 from kws.data.noise import rms as _rms
 from kws.units import ms_to_samples
@@ -17,9 +19,16 @@ from kws.units import ms_to_samples
 class Augmenter(NoiseBed):
     """Draws silence clips and perturbs word clips; parameters from ``train.augment``."""
 
-    def __init__(self, params: AugmentConfig, noises: list[np.ndarray], sample_rate: int):
+    def __init__(self, params: AugmentConfig, noises: list[np.ndarray], sample_rate: int,
+                 mel_hz: np.ndarray | None = None, seed: int = 0):
+        """``mel_hz``: the centre frequencies of the features' mel bands (log-mel features
+        only); without it, vocal-tract-length warping is off."""
         super().__init__(params, noises, sample_rate)
+        self.sample_rate = sample_rate
         self.max_shift = ms_to_samples(params.time_shift_ms, sample_rate)
+        self.mel_hz = mel_hz
+        self.rooms = channels.RoomBank(params.rooms, params.room_rt60, seed, sample_rate) \
+            if params.room_probability else None
 
     def partial(self, wave: np.ndarray, bounds: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
         """Only the head or the tail of the word in ``bounds``, at the window's edge.
@@ -68,8 +77,13 @@ class Augmenter(NoiseBed):
         return piece * (level / max(_rms(piece), 1e-6))
 
     def waveform(self, wave: np.ndarray, rng: np.random.Generator, shift: bool = True) -> np.ndarray:
-        """Time shift (zero fill), background noise at a random SNR, then a random gain."""
-        p = self.params
+        """Speaker (speed), room, time shift (zero fill), background noise at a random SNR,
+        microphone, narrowband link, then a random gain: in the order sound meets them."""
+        p, sr = self.params, self.sample_rate
+        if rng.random() < p.speed_probability:
+            wave = channels.speed(wave, rng.uniform(*p.speed), sr)
+        if self.rooms is not None and rng.random() < p.room_probability:
+            wave = channels.reverberate(wave, self.rooms.pick(rng))
         out = np.zeros_like(wave)
         shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if shift and self.max_shift else 0
         if shift >= 0:
@@ -80,13 +94,20 @@ class Augmenter(NoiseBed):
             snr_db = rng.uniform(*p.noise_snr_db)
             level = max(_rms(out), 1e-4) / 10 ** (snr_db / 20)
             out = out + level * self.noise(len(out), rng)
+        if rng.random() < p.colour_probability:
+            out = channels.colour(out, rng, p.colour_db, sr)
+        if rng.random() < p.narrowband_probability:
+            out = channels.narrowband(out, sr, telephone=rng.random() < 1 / 3)
         out = out * 10 ** (rng.uniform(*p.gain_db) / 20)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
     def spectrogram(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """SpecAugment: time and frequency bands set to the clip's mean level."""
+        """Vocal-tract-length warping, then SpecAugment: time and frequency bands set to the
+        clip's mean level."""
         p = self.params
         out = features.copy()
+        if self.mel_hz is not None and rng.random() < p.vtlp_probability:
+            out = vtlp(out, self.mel_hz, rng.uniform(*p.vtlp))
         fill = features.mean()
         frames, bins = out.shape
         for _ in range(p.specaugment_time_masks):
@@ -99,3 +120,24 @@ class Augmenter(NoiseBed):
             out[:, start:start + width] = fill
         return out
 
+
+
+def mel_centres(params: FeatureConfig) -> np.ndarray | None:
+    """Centre frequencies of the front end's mel bands (Slaney, as ``kws.features.mel_basis``);
+    None for MFCC features, whose axis is not frequency."""
+    if params.kind != "log_mel":
+        return None
+    from librosa import mel_frequencies
+
+    return mel_frequencies(params.n_mels + 2, fmin=params.fmin, fmax=params.fmax)[1:-1]
+
+
+def vtlp(features: np.ndarray, mel_hz: np.ndarray, alpha: float) -> np.ndarray:
+    """Log-mel ``(frames, bands)`` as a vocal tract ``alpha`` times shorter would give it: band
+    ``k`` takes the level found at ``mel_hz[k] / alpha`` (linear between bands, edges held), so
+    formants move up by ``alpha`` and timing stays (VTLP, Jaitly and Hinton 2013)."""
+    position = np.interp(mel_hz / alpha, mel_hz, np.arange(len(mel_hz)))
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, len(mel_hz) - 1)
+    weight = (position - low).astype(features.dtype)
+    return features[:, low] * (1 - weight) + features[:, high] * weight

@@ -17,12 +17,12 @@ from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.units import ms_to_samples
 from kws_train import export
-from kws_train.augment import Augmenter, silence_clips
+from kws_train.augment import Augmenter, mel_centres, silence_clips
 from kws.data.speech_commands import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
                            load_audio_files, load_noise, require_classes)
-from kws.eval.clips import EvalData, evaluation_audio
+from kws.eval.clips import EvalData, evaluation_audio, scores
 from kws_train.fit import Workdir, cluster, compile_model, fit, is_chief, new_state, strategy
-from kws.eval.metrics import score, table
+from kws.eval.metrics import table
 from kws_train.models import build
 from kws.data.negatives import negative_files
 from kws_train.pipeline import BatchMaker, NegativeSource, features, training_dataset
@@ -80,7 +80,7 @@ def _say(summary: dict, what: str) -> None:
 
 
 def _litert_scores(path: Path, x: np.ndarray, data: EvalData) -> dict:
-    return score(data.targets, export.litert_posteriors(path, x).argmax(1), data.labels)
+    return scores(data, export.litert_posteriors(path, x))
 
 
 @dataclass
@@ -108,7 +108,7 @@ def prepare(config: Config, data: str | Path) -> Prepared:
     audio, train_summary = _training_audio(config, data)
     _say(train_summary, "training")
     noises, bad_noise = load_noise(data, sr)
-    augmenter = Augmenter(tc.augment, noises, sr)
+    augmenter = Augmenter(tc.augment, noises, sr, mel_centres(config.features), tc.seed)
     val = evaluation_audio(data, "validation", config, seed=tc.seed)
     _say(val.summary, "validation")
     frontend = FrontEnd(config.features, sr)

@@ -14,6 +14,13 @@ Two layouts are read:
 Labels are ``["_silence_", "_unknown_", *words]``. Words outside the configured list are
 ``_unknown_``; in the validation and testing splits they are cut to ``unknown_fraction`` of the
 word clips, as the official test does. Unreadable clips are skipped and counted, never fatal.
+
+The official test speakers: a root may hold ``official_test_validation_list.txt`` and
+``official_test_testing_list.txt``, the clips of each list that come from speakers of the
+official v0.02 test set (``shared/speech_commands`` has them). Models score about 5 points lower
+on those people than on a split as a whole, and they are how keyword spotters are compared, so
+``ClipSet.official`` marks them (their unknown clips are never cut) and evaluation reports them
+beside the whole split. The official test-set archive is all official speakers.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from kws.errors import KwsError
 from kws.labels import SILENCE, UNKNOWN, labels_for  # noqa: F401  (labels_for: re-exported)
 
 NOISE_DIR = "_background_noise_"
+OFFICIAL_LIST = "official_test_{split}_list.txt"
 SPLITS = ("training", "validation", "testing")
 # From tensorflow/examples/speech_commands/input_data.py: keeps the split stable as files are added.
 MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1
@@ -59,10 +67,14 @@ class ClipSet:
     paths: list[Path] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Per clip: said by a speaker of the official test set (None: the root does not say).
+    official: list[bool] | None = None
 
-    def add(self, path: Path, label: str) -> None:
+    def add(self, path: Path, label: str, official: bool = False) -> None:
         self.paths.append(path)
         self.targets.append(self.labels.index(label))
+        if self.official is not None:
+            self.official.append(official)
 
     def counts(self) -> dict[str, int]:
         found = np.bincount(np.asarray(self.targets, dtype=int), minlength=len(self.labels))
@@ -106,17 +118,18 @@ def list_clips(root: str | Path, words: list[str], split: str, *, unknown_fracti
 
 
 def _archive_clips(root: Path, words: list[str]) -> ClipSet:
-    clips = ClipSet(labels_for(words))
+    clips = ClipSet(labels_for(words), official=[])
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != NOISE_DIR):
         label = folder.name if folder.name in clips.labels else UNKNOWN
         for path in _audio_files(folder):
-            clips.add(path, label)
+            clips.add(path, label, official=True)
     return clips
 
 
 def _dataset_clips(root: Path, words: list[str], split: str, unknown_fraction: float,
                    seed: int) -> ClipSet:
-    clips = ClipSet(labels_for(words))
+    official = _read_list(root / OFFICIAL_LIST.format(split=split)) if split != "training" else None
+    clips = ClipSet(labels_for(words), official=None if official is None else [])
     lists = {"validation": _read_list(root / "validation_list.txt"),
              "testing": _read_list(root / "testing_list.txt")}
     if any(v is None for v in lists.values()):
@@ -128,25 +141,30 @@ def _dataset_clips(root: Path, words: list[str], split: str, unknown_fraction: f
         return "validation" if rel in lists["validation"] else \
             "testing" if rel in lists["testing"] else "training"
 
+    is_official = (lambda rel: rel in official) if official is not None else (lambda rel: False)
     unknown: list[Path] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
         for path in _audio_files(folder):
-            if split_of(f"{folder.name}/{path.name}") != split:
+            rel = f"{folder.name}/{path.name}"
+            if split_of(rel) != split:
                 continue
             if folder.name in words:
-                clips.add(path, folder.name)
+                clips.add(path, folder.name, is_official(rel))
             else:
                 unknown.append(path)
     if split != "training":
-        # The official validation/test sets hold about unknown_fraction unknown clips.
+        # The official validation/test sets hold about unknown_fraction unknown clips; those of
+        # official test speakers all stay, so their subset is the same whatever the fraction.
         keep = min(len(unknown), round(unknown_fraction * len(clips.paths)))
         rng = np.random.default_rng(seed)
-        unknown = [unknown[i] for i in sorted(rng.choice(len(unknown), keep, replace=False))]
+        kept = set(rng.choice(len(unknown), keep, replace=False).tolist())
+        unknown = [p for i, p in enumerate(unknown)
+                   if i in kept or is_official(f"{p.parent.name}/{p.name}")]
     for path in unknown:
-        clips.add(path, UNKNOWN)
+        clips.add(path, UNKNOWN, is_official(f"{path.parent.name}/{path.name}"))
     if split == "testing" and (root / SILENCE).is_dir():
-        for path in _audio_files(root / SILENCE):
-            clips.add(path, SILENCE)
+        for path in _audio_files(root / SILENCE):  # the official test set's own silence clips
+            clips.add(path, SILENCE, official is not None)
     return clips
 
 
@@ -164,6 +182,7 @@ class Audio:
     waves: np.ndarray
     targets: np.ndarray
     skipped: list[str]
+    official: np.ndarray | None = None  # per clip, as ``ClipSet.official``
 
 
 def load_audio(clips: ClipSet, sample_rate: int, clip_samples: int, desc: str = "clips") -> Audio:
@@ -178,7 +197,8 @@ def load_audio(clips: ClipSet, sample_rate: int, clip_samples: int, desc: str = 
         except AudioFileError as err:
             skipped.append(str(err))
     targets = np.asarray(clips.targets, dtype=np.int32)[keep]
-    return Audio(waves[keep], targets, skipped)
+    official = None if clips.official is None else np.asarray(clips.official, bool)[keep]
+    return Audio(waves[keep], targets, skipped, official)
 
 
 def load_audio_files(paths: list[Path], sample_rate: int,

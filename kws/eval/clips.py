@@ -5,6 +5,10 @@ Validation during training and ``kws eval`` read their clips the same way
 silence: the ``_silence_`` clips where the data has them (the official test's, in the
 archive or the subset's ``_silence_/``), else ``silence_fraction`` clips drawn from the
 background noise with a fixed seed.
+
+Where the data marks the official test speakers (``kws.data.speech_commands``), ``official``
+selects their clips plus every silence clip (silence has no speaker), and scores are reported
+for them beside the whole split.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class EvalData:
     targets: np.ndarray
     labels: list[str]
     summary: dict
+    official: np.ndarray | None = None  # per clip: an official test speaker's (or silence)
 
 
 def evaluation_audio(root: str | Path, split: str, config: Config, seed: int = 0) -> EvalData:
@@ -39,7 +44,7 @@ def evaluation_audio(root: str | Path, split: str, config: Config, seed: int = 0
                        seed=seed)
     audio = load_audio(clips, sr, length, desc=f"{split} clips")
     silence_label = clips.labels.index(SILENCE)
-    waves, targets, generated = audio.waves, audio.targets, 0
+    waves, targets, generated, official = audio.waves, audio.targets, 0, audio.official
     if not (targets == silence_label).any():
         noises, _ = load_noise(root, sr)
         words = int((targets > clips.labels.index(UNKNOWN)).sum())  # as the official recipe
@@ -47,12 +52,18 @@ def evaluation_audio(root: str | Path, split: str, config: Config, seed: int = 0
         extra = silence_clips(NoiseBed(config.train.augment, noises, sr), generated, length, seed)
         waves = np.concatenate([waves, extra])
         targets = np.concatenate([targets, np.full(generated, silence_label, np.int32)])
+        if official is not None:
+            official = np.concatenate([official, np.ones(generated, bool)])
+    if official is not None:
+        official = official | (targets == silence_label)
     counts = np.bincount(targets, minlength=len(clips.labels))
     summary = {"split": split, "clips": int(len(targets)),
                "per_class": {label: int(n) for label, n in zip(clips.labels, counts)},
                "generated_silence": generated, "skipped": len(audio.skipped),
                "skipped_examples": audio.skipped[:5], "notes": clips.notes}
-    return EvalData(waves, targets, clips.labels, summary)
+    if official is not None:
+        summary["official_clips"] = int(official.sum())
+    return EvalData(waves, targets, clips.labels, summary, official)
 
 
 def posteriors(classifier, frontend: FrontEnd, waves: np.ndarray, desc: str = "classifying") -> np.ndarray:
@@ -71,5 +82,16 @@ def evaluate_bundle(bundle: Bundle, data: EvalData, int8: bool = False) -> dict:
     if not len(data.targets):
         raise KwsError(f"no clips to evaluate in the {data.summary['split']} split")
     probs = posteriors(bundle.classifier(int8=int8), bundle.frontend(), data.waves)
-    return {**score(data.targets, probs.argmax(1), data.labels), "data": data.summary,
+    return {**scores(data, probs), "data": data.summary,
             "model": {"path": str(bundle.path), "int8": bool(int8)}}
+
+
+def scores(data: EvalData, probs: np.ndarray) -> dict:
+    """``kws.eval.metrics.score`` of the argmax of ``probs``; where ``data`` marks official test
+    speakers, their scores too, under ``"official_test_speakers"``."""
+    predicted = probs.argmax(1)
+    out = score(data.targets, predicted, data.labels)
+    if data.official is not None and data.official.any():
+        out["official_test_speakers"] = score(data.targets[data.official], predicted[data.official],
+                                              data.labels)
+    return out
