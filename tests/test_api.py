@@ -149,11 +149,15 @@ def test_input_checks():
 
 
 LISTEN_DRIVER = """
-import sys, kws
+import sys, threading, kws
 spotter = kws.Spotter(model=sys.argv[1], config=sys.argv[2], thresholds=0.6)
-print("listening", flush=True)
-for d in spotter.listen(duration=float(sys.argv[3])):
-    print(d.word, flush=True)
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()  # stdin closed: stop
+for i, update in enumerate(spotter.listen_updates(stop=stop)):
+    if i == 0:
+        print("listening", flush=True)  # the first poll: the stream is open
+    for d in update.detections:
+        print(d.word, flush=True)
 """
 
 
@@ -161,7 +165,6 @@ for d in spotter.listen(duration=float(sys.argv[3])):
 def test_listen_yields_words_played_into_the_microphone(virtual_mic, tiny_bundle, spoken, tmp_path):
     import subprocess
     import sys
-    import time
 
     from kws.audio.files import write_wav
 
@@ -169,14 +172,14 @@ def test_listen_yields_words_played_into_the_microphone(virtual_mic, tiny_bundle
     labels = labels[:3]
     wav = tmp_path / "three.wav"
     write_wav(wav, audio[:round((labels[-1][2] + 1.2) * 16000)], 16000)
-    proc = subprocess.Popen([sys.executable, "-c", LISTEN_DRIVER, str(tiny_bundle),
-                             str(tiny_bundle.parent / "tiny.yaml"), str(labels[-1][2] + 5)],
-                            env=virtual_mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    config = tiny_bundle.parent / "tiny.yaml"
+    proc = subprocess.Popen([sys.executable, "-c", LISTEN_DRIVER, str(tiny_bundle), str(config)],
+                            env=virtual_mic.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "listening"
-        time.sleep(1.0)  # the stream opens on the first iteration
-        virtual_mic.play(wav)
-        out, err = proc.communicate(timeout=60)
+        virtual_mic.play(wav)  # returns once played; what is still in the ring is processed at the stop
+        out, err = proc.communicate(timeout=60)  # closes stdin: the driver stops listening
     finally:
         proc.kill()
     assert proc.returncode == 0, err

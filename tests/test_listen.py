@@ -20,31 +20,69 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import run_kws
 from kws.live import Report
 from kws.detector import Detection
 from pulse import Lines, VirtualMic, pulse_server, virtual_mic  # noqa: F401 (a fixture)
 
 RATE = 16000
 
-# Records from the default input through kws's own capture path; saves the samples and the
-# wall-clock time each 160-sample block arrived.
+# Records from the default input through kws's own capture path until argv[2] samples have
+# arrived from the first that is not silence (what was played; the null sink gives zeros
+# before it); saves the samples and the wall-clock time each 160-sample block arrived.
 RECORDER = """
-import sys, time
+import sys, threading, time
 import numpy as np
 from kws.audio.microphone import Microphone, find_input_device
-from kws.audio.ring import RingBuffer
-seconds, out = float(sys.argv[1]), sys.argv[2]
-ring = RingBuffer(int(16000 * (seconds + 1)))
-arrivals = []
+out, wanted = sys.argv[1], int(sys.argv[2])
+blocks, arrivals, done = [], [], threading.Event()
+state = {"seen": 0, "start": None}
 def write(block):
-    ring.write(block)
+    blocks.append(block.copy())
     arrivals.append(time.time())
+    if state["start"] is None and np.any(block):
+        state["start"] = state["seen"] + int(np.flatnonzero(block)[0])
+    state["seen"] += len(block)
+    if state["start"] is not None and state["seen"] - state["start"] >= wanted:
+        done.set()
 with Microphone(find_input_device(), 16000, 160, write):
     print("recording", flush=True)
-    time.sleep(seconds)
-samples = np.zeros(len(ring), np.float32)
-ring.read_into(samples)
-np.savez(out, samples=samples, arrivals=np.array(arrivals))
+    assert done.wait(60), "the played audio did not arrive"
+np.savez(out, samples=np.concatenate(blocks), arrivals=np.array(arrivals))
+"""
+
+
+# `kws listen` exactly as `python -m kws` runs it, keeping every block the sound card delivers
+# (the callback copies it once more), saved to argv[1] at the end: the audio live detection heard.
+LISTEN_RECORDING = """
+import sys
+import numpy as np
+import kws.audio.microphone as microphone
+
+blocks, state = [], {"seen": 0, "start": None, "wanted": int(sys.argv[2])}
+
+
+def keep(block):
+    blocks.append(block.copy())
+    if state["start"] is None and np.any(block):  # the file starts: the null sink gave zeros before
+        state["start"] = state["seen"] + int(np.flatnonzero(block)[0])
+    state["seen"] += len(block)
+    if state["start"] is not None and state["seen"] - state["start"] >= state["wanted"] > 0:
+        print("kws-test: heard the file", file=sys.stderr, flush=True)
+        state["wanted"] = 0
+
+
+class Recording(microphone.Microphone):
+    def __init__(self, device, rate, block, write):
+        super().__init__(device, rate, block, lambda b: (keep(b), write(b)))
+
+
+microphone.Microphone = Recording
+from kws.cli import main
+
+code = main(sys.argv[3:])
+np.save(sys.argv[1], np.concatenate(blocks) if blocks else np.zeros(0, np.float32))
+sys.exit(code)
 """
 
 
@@ -53,40 +91,75 @@ def _kws(mic: VirtualMic, *args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
+def _replay(wav, *args: str) -> list[dict]:
+    out = run_kws("replay", str(wav), "--json", *args).stdout
+    return [d for d in map(json.loads, out.splitlines()) if "word" in d]
+
+
 @pytest.mark.slow
-def test_listen_detects_words_played_into_the_microphone(virtual_mic, tiny_bundle, spoken, tmp_path):
+def test_listen_detects_as_replay_of_the_same_file(virtual_mic, tiny_bundle, spoken, tmp_path):
     # The first four words (voices the tiny model never heard): played in real time, so short.
     audio, labels, _ = spoken
     labels = labels[:4]
     wav = tmp_path / "four_words.wav"
     sf.write(wav, audio[:round((labels[-1][2] + 1.5) * RATE)], RATE, subtype="PCM_16")
     words = [word for word, _, _ in labels]
-    config = tiny_bundle.parent / "tiny.yaml"  # what it was trained with: the tiny words
+    model = ("--model", str(tiny_bundle), "--config", str(tiny_bundle.parent / "tiny.yaml"))
     exec_log = tmp_path / "exec.log"
+    heard = tmp_path / "heard.npy"
     launched = time.monotonic()
-    proc = _kws(virtual_mic, "listen", "--json", "--model", str(tiny_bundle), "--config",
-                str(config), "--exec", f'echo "$KWS_WORD" >> {exec_log}')
+    played = sf.read(wav, dtype="int16")[0].astype(np.int32)
+    proc = subprocess.Popen([sys.executable, "-c", LISTEN_RECORDING, str(heard), str(len(played)), "listen", "--json",
+                             *model,
+                             "--exec", f'echo "$KWS_WORD" >> {exec_log}'], env=virtual_mic.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr = Lines(proc.stderr)
     try:
         stderr.wait_for("listening", timeout=60)
         listening = time.monotonic()
         virtual_mic.play(wav)
-        # No waiting: what is still in the ring when it stops is processed before it exits.
+        # Stopped once the whole file has come in: what is still in the ring is processed then.
+        stderr.wait_for("kws-test: heard the file", timeout=60)
         proc.send_signal(signal.SIGINT)
         out = proc.stdout.read()
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
-    err = stderr.close()
+    err = [line for line in stderr.close() if not line.startswith("kws-test:")]
     print(f"start-up {listening - launched:.2f} s\n" + "\n".join(err) + "\n" + out)
     assert "kws: words: yes (0.70), no (0.70), up (0.70), stop (0.70)" in err
-    detections = [json.loads(line) for line in out.splitlines()]
-    assert [d["word"] for d in detections] == words, (out, err)
-    # Stream time 0 is when listening started, just before the file started playing.
-    for d, (word, start, end) in zip(detections, labels):
-        assert start < d["time"] < end + 1.0, (d, word, start, end)
+    live = [json.loads(line) for line in out.splitlines()]
+    assert [d["word"] for d in live] == words, (out, err)
     assert re.fullmatch(r"kws: stopped after \d+\.\d s: 4 detections, 0 samples lost", err[-1])
     assert exec_log.read_text().split() == words
+
+    # What live detection heard is the file, bit for bit, after the silence before it started.
+    captured = np.round(np.load(heard) * 32768).astype(np.int32)
+    at = int(np.flatnonzero(captured)[0] - np.flatnonzero(played)[0])
+    assert np.array_equal(captured[at:at + len(played)], played)
+    # Replayed, that very audio gives the live detections exactly; the file alone gives the same
+    # words at the same times, within one 20-ms hop (the hops fall elsewhere in the file).
+    sf.write(tmp_path / "heard.wav", captured.astype(np.int16), RATE, subtype="PCM_16")
+    again = _replay(tmp_path / "heard.wav", *model)
+    assert [(d["word"], d["time"]) for d in again] == [(d["word"], d["time"]) for d in live]
+    assert [d["score"] for d in again] == pytest.approx([d["score"] for d in live], abs=1e-3)
+    replayed = _replay(wav, *model)
+    assert [d["word"] for d in replayed] == words
+    for d, r in zip(live, replayed):
+        assert abs(d["time"] - (r["time"] + at / RATE)) <= 0.02 + 1e-3, (d, r, at / RATE)
+
+
+def test_sigterm_stops_listening_cleanly(virtual_mic, tiny_bundle):
+    # As a service manager stops it: exit 0 and the summary, like Ctrl-C.
+    proc = _kws(virtual_mic, "listen", "--model", str(tiny_bundle))
+    stderr = Lines(proc.stderr)
+    try:
+        stderr.wait_for("listening", timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert re.fullmatch(r"kws: stopped after \d+\.\d s: 0 detections, 0 samples lost", stderr.close()[-1])
 
 
 @pytest.mark.slow
@@ -125,26 +198,24 @@ def test_invalid_device_name_is_one_line_error(virtual_mic):
 
 
 def test_played_audio_arrives_bit_exact(virtual_mic, tmp_path):
-    """What paplay plays comes out of kws's capture path unchanged, within milliseconds."""
+    """What paplay plays comes out of kws's capture path unchanged."""
     rng = np.random.default_rng(1)
     played = rng.integers(-20000, 20000, RATE // 2).astype(np.int16)
     sf.write(tmp_path / "noise.wav", played, RATE, subtype="PCM_16")
-    recorder = subprocess.Popen([sys.executable, "-c", RECORDER, "1.5", str(tmp_path / "rec.npz")],
+    recorder = subprocess.Popen([sys.executable, "-c", RECORDER, str(tmp_path / "rec.npz"), str(len(played))],
                                 env=virtual_mic.env, stdout=subprocess.PIPE, text=True)
     assert recorder.stdout.readline() == "recording\n"
     play_started = time.time()
     virtual_mic.play(tmp_path / "noise.wav")
-    assert recorder.wait(timeout=30) == 0
+    assert recorder.wait(timeout=60) == 0
     with np.load(tmp_path / "rec.npz") as rec:
         recorded = np.round(rec["samples"] * 32768).astype(np.int32)
         arrivals = rec["arrivals"]
     first = int(np.flatnonzero(recorded)[0])
     assert np.array_equal(recorded[first:first + len(played)], played)
     # From starting paplay to the callback that delivered the first sample (paplay's own
-    # start-up included).
-    delay = arrivals[first // 160] - play_started
-    print(f"arrival delay {delay * 1000:.0f} ms")
-    assert delay < 0.5
+    # start-up included): shown, not asserted, as the machine's load decides it.
+    print(f"arrival delay {(arrivals[first // 160] - play_started) * 1000:.0f} ms")
 
 
 def test_plain_line_and_exec_environment(tmp_path, capfd):
