@@ -48,7 +48,7 @@ from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.event import Event, async_read_event
 from wyoming.info import Attribution, Describe, Info, WakeModel, WakeProgram
 from wyoming.ping import Ping, Pong
-from wyoming.server import AsyncEventHandler, AsyncServer, AsyncTcpServer
+from wyoming.server import AsyncEventHandler, AsyncServer, AsyncTcpServer, AsyncUnixServer
 from wyoming.wake import Detect, Detection, NotDetected
 
 from kws import __version__
@@ -57,7 +57,7 @@ from kws.bundle import Bundle, load_bundle
 from kws.config import Config, with_overrides
 from kws.detector import Detector, chunks, end_silence
 from kws.errors import KwsError
-from kws.posterior import with_thresholds, word_thresholds
+from kws.posterior import with_thresholds
 from kws.resources import find_model
 from kws.units import seconds_to_samples
 
@@ -83,12 +83,8 @@ class Model:
 
     bundle: Bundle
     config: Config  # thresholds laid over, as for `kws replay`
+    thresholds: dict[str, float]  # each word's, as its detectors use them
     version: str
-
-    @property
-    def thresholds(self) -> dict[str, float]:
-        # What the detector will use; no detector is built to ask.
-        return word_thresholds(self.bundle.words, self.bundle.thresholds, self.config.posterior)
 
 
 def load_models(config: Config, paths: list[str] | None,
@@ -109,7 +105,10 @@ def load_models(config: Config, paths: list[str] | None,
         own = with_overrides(own, {"posterior.thresholds": {w: t for w, t in configured.items() if w in words}})
         given = thresholds if not isinstance(thresholds, dict) else \
             {w: t for w, t in chosen.items() if w in words} or None
-        models.append(Model(bundle, with_thresholds(own, words, given), model_version(bundle)))
+        own = with_thresholds(own, words, given)
+        # One detector now: what would fail for every connection (a model that does not run, a
+        # config that does not fit it) fails at start, in one line.
+        models.append(Model(bundle, own, Detector.from_bundle(bundle, own).thresholds, model_version(bundle)))
     served = [w for m in models for w in m.bundle.words]
     twice = list(dict.fromkeys(w for i, w in enumerate(served) if w in served[:i]))
     if twice:
@@ -212,14 +211,10 @@ class Stream:
             found += detector.process()
         return self._reported(found)
 
-    def end(self) -> list:
-        """A window of silence after the last chunk, as ``kws replay`` ends a file."""
-        found = []
-        for detector in self.detectors:
-            for block in end_silence(detector):
-                detector.write(block)
-                found += detector.process()
-        return self._reported(found)
+    def silence(self) -> np.ndarray:
+        """What ends the stream: a window of silence (``end_silence``, the longest of the
+        models'), as ``kws replay`` ends a file, so a word cut off by ``AudioStop`` is heard."""
+        return np.zeros(max((sum(map(len, end_silence(d))) for d in self.detectors), default=0), np.float32)
 
     def _reported(self, found: list) -> list:
         found = sorted((d for d in found if self.words is None or d.word in self.words),
@@ -340,17 +335,19 @@ class Handler(AsyncEventHandler):
     async def _chunk(self, chunk: AudioChunk) -> None:
         if self.stream is None:
             self.stream = Stream(self.service.models, self.words, chunk.rate, chunk.width, chunk.channels)
-        stream = self.stream
-        for piece in stream.slices(stream.samples(chunk)):
-            await self._report(stream.process(piece))
-            await asyncio.sleep(0)  # the other connections' turn
+        await self._push(self.stream, self.stream.samples(chunk))
 
     async def _stop(self) -> None:
         stream, self.stream = self.stream, None
         if stream is not None:
-            await self._report(stream.end())
+            await self._push(stream, stream.silence())
         if stream is None or not stream.detected:
             await self.write_event(NotDetected().event())
+
+    async def _push(self, stream: Stream, samples: np.ndarray) -> None:
+        for piece in stream.slices(samples):
+            await self._report(stream.process(piece))
+            await asyncio.sleep(0)  # the other connections' turn
 
     async def _report(self, found: list) -> None:
         for d in found:
@@ -373,9 +370,12 @@ def _keep_alive(sock) -> None:
 def server_for(uri: str) -> AsyncServer:
     """The (not yet listening) wyoming server for ``uri``; ``KwsError`` for one it cannot serve."""
     try:
-        return AsyncServer.from_uri(uri)
+        server = AsyncServer.from_uri(uri)
     except ValueError as err:
         raise KwsError(f"--uri {uri}: {err}") from None
+    if not isinstance(server, (AsyncTcpServer, AsyncUnixServer)):  # stdio: one client, no server
+        raise KwsError(f"--uri {uri}: kws serves tcp://HOST:PORT or unix://PATH")
+    return server
 
 
 async def start(service: Service, uri: str = DEFAULT_URI) -> tuple[AsyncServer, str]:
