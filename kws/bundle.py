@@ -20,13 +20,9 @@ Bundles are written atomically with ``bundle_writer``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
-import os
 import shutil
-import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +35,7 @@ from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.labels import NON_WORDS, reportable  # noqa: F401  (NON_WORDS: re-exported)
 from kws.quiet import quiet_c_stderr
+from kws.writes import STAGING, check_target, staged, to_json  # noqa: F401  (STAGING: re-exported)
 
 FORMAT = 1
 STREAM_MODEL = "model_stream.tflite"
@@ -236,117 +233,75 @@ def check_compatible(bundle: Bundle, config: Config) -> None:
                               f"but the config says {value}")
 
 
-STAGING = ".kws-staging"  # name part of a bundle being written: .<name>.kws-staging-<pid>-<random>
+# What bundles written before the manifest (metadata "files") held; anything else in their folder
+# is someone else's.
+LEGACY_FILES = frozenset({"metadata.json", "frontend.npz", "model.tflite", "model_int8.tflite", STREAM_MODEL,
+                          "model.keras", "metrics.json", "confusion.png", "curves.png", "verifier.npz",
+                          "enroll_report.json", "enroll_report.txt"})
 
 
 def is_bundle(path: str | Path) -> bool:
     """Whether ``path`` is a directory kws wrote as a bundle (its metadata.json says so)."""
-    meta = Path(path) / "metadata.json"
+    return _own_files(Path(path)) is not None
+
+
+def _own_files(path: Path) -> set[str] | None:
+    """The names a bundle at ``path`` wrote (its manifest, or ``LEGACY_FILES``); None if not a bundle."""
     try:
-        return Path(path).is_dir() and json.loads(meta.read_bytes()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+        meta = json.loads((path / "metadata.json").read_bytes()) if path.is_dir() else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        return None
+    files = meta.get("files")
+    return set(files) if isinstance(files, list) and all(isinstance(f, str) for f in files) else set(LEGACY_FILES)
 
 
 def check_bundle_target(out: str | Path) -> Path:
     """Raise ``BundleError`` unless a bundle can be written at ``out``, before any long work.
 
-    ``out`` may be missing, an empty directory, or a bundle kws wrote (replaced atomically);
-    anything else (a file, a directory holding other things) is never moved or deleted. Its
-    parent must exist or be creatable, and be writable.
+    ``out`` may be missing, an empty directory, or a bundle kws wrote and nothing else: the
+    whole folder is swapped for the new bundle (``bundle_writer``), so a folder that also holds
+    the user's files (recordings, notes) is refused, never emptied. Creates nothing.
     """
     out = Path(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise BundleError(f"{out}: exists and is not a directory; refusing to replace it "
                           "(choose another --out)")
-    if out.is_dir() and any(out.iterdir()) and not is_bundle(out):
+    try:
+        check_target(out.parent, f"{out}: its folder", directory=True)  # where it is swapped in
+    except KwsError as err:
+        raise BundleError(str(err)) from None
+    if not out.is_dir() or not any(out.iterdir()):
+        return out
+    own = _own_files(out)
+    if own is None:
         raise BundleError(f"{out}: exists and is not a kws model bundle; refusing to replace "
                           "what it holds (choose another --out, or empty it)")
-    parent = out.parent
-    existing = parent
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if not existing.is_dir():
-        raise BundleError(f"{out}: cannot create it: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BundleError(f"{out}: cannot write there ({existing} is not writable)")
+    foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir() if p.name not in own)
+    if foreign:
+        raise BundleError(f"{out}: holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''} "
+                          "besides the bundle; refusing to replace the folder (move them out, or "
+                          "choose another --out)")
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _clean_stale(out: Path) -> None:
-    """Remove what a killed writer of ``out`` left behind (its process is gone)."""
-    for item in out.parent.glob(f".{out.name}{STAGING}-*"):
-        pid = item.name[len(f".{out.name}{STAGING}-"):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)) and item.is_dir() and not item.is_symlink():
-            shutil.rmtree(item, ignore_errors=True)
-
-
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
-    the system cannot."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd = -100
-    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
-    return done == 0
 
 
 @contextlib.contextmanager
 def bundle_writer(out: str | Path) -> Iterator[Path]:
-    """Yield an empty staging directory; on success it replaces ``out`` atomically.
+    """Yield an empty staging directory; on success it replaces ``out`` in one step.
 
-    ``out`` must be missing, an empty directory or a bundle kws wrote (``check_bundle_target``):
-    nothing else is ever moved or deleted. The previous bundle stays in place until the new one
-    is complete, and is swapped out in one step. If the body raises (or the process dies),
-    ``out`` is untouched; staging directories of killed runs are removed by the next write.
-    The bundle directory gets the user's umask (not ``mkdtemp``'s 0700).
+    ``out`` must pass ``check_bundle_target`` (before and again after the body): nothing but a
+    bundle kws wrote is ever replaced. ``kws.writes.staged`` does the rest: the previous bundle
+    stays in place and usable until the new one is complete, and a raising body or a killed
+    process leaves ``out`` untouched. The new bundle's metadata lists its files (``files``), so a
+    later write knows which are its own.
     """
     out = check_bundle_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}-{os.getpid()}-", dir=out.parent))
-    os.chmod(staging, 0o777 & ~_umask())
-    try:
+    with staged(out, directory=True) as staging:
         yield staging
         check_bundle_target(out)  # still true after the long body?
-        if out.is_dir() and _exchange(staging, out):
-            pass  # staging now holds the previous bundle, removed below
-        elif out.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}-{os.getpid()}-old-",
-                                        dir=out.parent))
-            out.rename(old / out.name)
-            staging.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if (staging / "metadata.json").is_file():
+            merge_metadata(staging, files=sorted(p.name for p in staging.iterdir()))
 
 
 def rewrite_metadata(bundle: Bundle, files: Iterable[Path] = (), **changes) -> None:
@@ -358,8 +313,15 @@ def rewrite_metadata(bundle: Bundle, files: Iterable[Path] = (), **changes) -> N
         _write_json(staging / "metadata.json", {**bundle.metadata, **changes})
 
 
+def merge_metadata(directory: Path, **changes) -> None:
+    """Merge ``changes`` into the metadata of a bundle being built in ``directory`` (a
+    ``bundle_writer`` staging directory: nobody reads it yet, so it is rewritten in place)."""
+    path = directory / "metadata.json"
+    _write_json(path, {**json.loads(path.read_bytes()), **changes})
+
+
 def _write_json(path: Path, meta: dict) -> None:
-    path.write_text(json.dumps(meta, indent=2) + "\n")
+    path.write_text(to_json(meta, indent=2) + "\n")
 
 
 def write_metadata(directory: Path, *, labels: list[str], sample_rate: int, clip_seconds: float,

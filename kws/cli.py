@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import errno
-import math
 import os
 import sys
 from pathlib import Path
@@ -29,7 +27,7 @@ from kws.bundle import Bundle, load_bundle
 from kws.config import Config, load_config, with_overrides
 from kws.errors import KwsError
 from kws.posterior import parse_thresholds, with_thresholds
-from kws.resources import find_model
+from kws.resources import find_model, install_hint
 
 # The runtime install leaves these out (see pyproject.toml); a command that needs one says so
 # in one line. kws_train is the training package itself (the folder train/).
@@ -156,44 +154,11 @@ def require_extras(*names: str) -> None:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
-def check_output_path(path: str | Path, what: str, directory: bool = False) -> Path:
-    """Raise ``KwsError`` unless ``path`` (a file, or with ``directory`` a folder) can be written,
-    creating missing parent folders: checked before long work, not after it."""
-    path = Path(path)
-    folder = path if directory else path.parent
-    if directory and path.exists() and not path.is_dir():
-        raise KwsError(f"{what} {path}: exists and is not a directory")
-    if not directory and path.is_dir():
-        raise KwsError(f"{what} {path}: is a directory, not a file")
-    existing = folder
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise KwsError(f"{what} {path}: cannot create it ({existing} is not a directory)")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise KwsError(f"{what} {path}: cannot create {folder} ({err.strerror or err})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise KwsError(f"{what} {path}: {folder} is not writable")
-    return path
-
-
 def json_line(value) -> str:
-    """``value`` as one line of JSON: NaN (an undefined figure) becomes null, numpy scalars numbers."""
-    return json.dumps(_json_safe(value))
+    """``value`` as one line of strict JSON (``kws.writes.to_json``: NaN becomes null)."""
+    from kws.writes import to_json
 
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+    return to_json(value)
 
 
 def debugging(args: argparse.Namespace | None = None) -> bool:
@@ -285,8 +250,8 @@ def _main(argv: list[str] | None) -> int:
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] in TRAINING_ONLY:
             return _error(f"`kws {args.command}` needs the training extras ({err.name} is not "
-                          "installed): pip install -e '.[train]'")
-        return _error(f"{_one_line(err)} (a broken install? reinstall with pip install -e .)")
+                          f"installed): {install_hint('train')}")
+        return _error(f"{_one_line(err)} (a broken install? reinstall with {install_hint()})")
     except KeyboardInterrupt:
         print("kws: interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,14 @@ from pathlib import Path
 from kws.errors import KwsError
 
 PACKAGED_MODELS = Path(__file__).resolve().parent / "models"
+SOURCE_TREE = Path(__file__).resolve().parent.parent / "pyproject.toml"  # there in a clone only
+
+
+def install_hint(extra: str | None = None) -> str:
+    """The pip line that adds ``extra`` (or reinstalls kws) the way this kws was installed: an
+    editable install from a clone, or a wheel (whose users have no ``.`` to install from)."""
+    what = f"[{extra}]" if extra else ""
+    return f"pip install -e '.{what}'" if SOURCE_TREE.is_file() else f"pip install 'kws{what}'"
 
 
 class ModelNotFoundError(KwsError):

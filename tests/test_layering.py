@@ -52,7 +52,9 @@ def test_only_the_train_command_names_the_training_package():
                 top = name.split(".")[0]
                 if top in ("train", "kws_train") and path.relative_to(KWS).as_posix() not in TRAINING_DOORS:
                     offenders.append(f"{path.relative_to(KWS)}: {name}")
-                if top in ("tensorflow", "keras") and path.relative_to(KWS).as_posix() != "eval/bench.py":
+                # The training doors load TensorFlow themselves, inside run, to mute its start-up chatter.
+                if top in ("tensorflow", "keras") and path.relative_to(KWS).as_posix() not in \
+                        ("eval/bench.py", *TRAINING_DOORS):
                     offenders.append(f"{path.relative_to(KWS)}: {name}")
     assert not offenders, offenders
 

@@ -26,7 +26,6 @@ aiming at no more than 0.5 false alarms per hour. The report (``enroll_report.js
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -39,13 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from kws.audio.files import read_audio, write_wav
-from kws.bundle import load_bundle, rewrite_metadata
+from kws.bundle import bundle_writer, check_bundle_target, load_bundle, merge_metadata
 from kws.config import Config, with_overrides
 from kws.data.negatives import audio_files, negative_files
 from kws.errors import KwsError
 from kws.eval.testaudio import pick_negatives
 from kws.features import FrontEnd
 from kws.labels import SILENCE, UNKNOWN, labels_for
+from kws.writes import to_json
 from kws_train import synth
 
 COMMANDS = list(synth.COMMANDS)
@@ -353,12 +353,6 @@ class Examples:
         self.labels.append(label)
 
 
-def _check_out(out: Path) -> None:
-    if out.exists():
-        if not out.is_dir() or not (out / "metadata.json").is_file():
-            raise KwsError(f"{out}: exists and is not a kws model bundle; choose another --out")
-
-
 def check_inputs(words: list[str], out: str | Path, recordings: str | Path | None,
                  with_commands: bool, data: str | Path | None) -> list[str]:
     """The cheap checks, before TensorFlow loads: cleaned words, or a one-line KwsError."""
@@ -373,7 +367,7 @@ def check_inputs(words: list[str], out: str | Path, recordings: str | Path | Non
             raise KwsError(f"{clash[0]!r} is already one of the ten commands kept by --with-commands")
         if data is None or not Path(data).is_dir():
             raise KwsError("--with-commands needs the Speech Commands folder (--data DIR)")
-    _check_out(Path(out))
+    check_bundle_target(out)
     if recordings is not None:
         folder = Path(recordings)
         if not folder.is_dir():
@@ -407,6 +401,7 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
     all_voices = synth.voices(engines, plan.pitches, plan.rates)
     if not all_voices:
         raise KwsError(f"no speech engine installed for {', '.join(engines)} ({synth.engine_summary(engines)})")
+    engines = _engines_used(engines, all_voices)
     held = held_apart(all_voices)
     rng = np.random.default_rng(seed)
 
@@ -425,18 +420,22 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
               "fine-tuning the last block": 0.0,
               "exporting": 60.0, "choosing thresholds": 40.0, "testing": 25.0}
     bar = Progress(stages, progress)
-    try:
-        report = _enroll(config, words, Path(out), user, with_commands, data, negatives, engines,
-                         plan, budget, seed, cache, base, all_voices, held, rng, bar, threads, sr, length)
-    finally:
-        bar.close()
-    report["seconds"] = round(time.monotonic() - started, 1)
-    report["stage_seconds"] = bar.seconds
-    _write_report(Path(out), report)
+    # The whole bundle, thresholds and report included, is built in one staging folder: the
+    # previous bundle at ``out`` stays usable until this one is complete (kws.writes).
+    with bundle_writer(out) as staging:
+        try:
+            report = _enroll(config, words, Path(out), staging, user, with_commands, data, negatives,
+                             engines, plan, budget, seed, cache, base, all_voices, held, rng, bar,
+                             threads, sr, length)
+        finally:
+            bar.close()
+        report["seconds"] = round(time.monotonic() - started, 1)
+        report["stage_seconds"] = bar.seconds
+        _write_report(staging, report)
     return report
 
 
-def _enroll(config, words, out, user, with_commands, data, negatives, engines, plan, budget_name,
+def _enroll(config, words, out, staging, user, with_commands, data, negatives, engines, plan, budget_name,
             seed, cache, base, all_voices, held, rng, bar, threads, sr, length) -> dict:
     labels = labels_for(words + (COMMANDS if with_commands else []))
     index = {label: i for i, label in enumerate(labels)}
@@ -598,7 +597,10 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+    # The same seed gives the same bundle: seeded, and TensorFlow's ops (multi-threaded
+    # reductions) made deterministic; without that a threshold moved between runs (0.88, 0.91).
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
     base_bundle = load_bundle(base or config.model_path, config)
     if not (base_bundle.path / "model.keras").is_file():
         raise KwsError(f"{base_bundle.path}: the base bundle has no model.keras to start from")
@@ -694,10 +696,9 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
                        "data": str(data) if data else None,
                        "negatives": str(negatives) if negatives else None,
                        "near_words": nears}
-        export.write_bundle(out, keras.Model(full.inputs, full.outputs), litert, frontend, labels,
-                            config.audio.clip_seconds, {}, [], arch=training["arch"],
-                            training=training, enroll=enroll_meta,
-                            stream=checks["stream"])
+        export.fill_bundle(staging, keras.Model(full.inputs, full.outputs), litert, frontend, labels,
+                           config.audio.clip_seconds, {}, [], arch=training["arch"],
+                           training=training, enroll=enroll_meta, stream=checks["stream"])
 
     # ---- thresholds on validation streams, report on testing streams
     bar.stage("choosing thresholds")
@@ -705,12 +706,12 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
     from kws.eval.testaudio import build_stream, write_labels
     from kws_train.thresholds import choose
 
-    bundle = load_bundle(out, config)
+    bundle = load_bundle(staging, config)
     config = with_overrides(config, {"words": bundle.words})
     tolerance = config.stream.tolerance_ms / 1000
-    stream_dir = out.parent / f".{out.name}.streams"
-    stream_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    with tempfile.TemporaryDirectory(prefix="kws-enroll-streams-") as stream_name:
+        stream_dir = Path(stream_name)
+
         def recordings_of(split):
             streams = _streams(split, words, positives, speakers, user, stream_others[split],
                                sc_stream.get(split, []), sc_real if split == "testing" else [],
@@ -730,12 +731,12 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
         val = recordings_of("validation")
         thresholds, chosen_score = choose(list(val.values()), bundle, config)
         hardest = {w: hardest_negatives(list(val.values()), bundle.labels, w, tolerance) for w in words}
-        rewrite_metadata(bundle, thresholds=thresholds, threshold_selection={
+        merge_metadata(staging, thresholds=thresholds, threshold_selection={
             "rule": "each word's lowest level with no error on the validation streams "
                     "(held-apart voices, other words, validation split of the negative speech)",
             "streams": {name: round(rec.duration / 60, 2) for name, rec in val.items()},
             "hardest_negatives": hardest, **chosen_score})
-        bundle = load_bundle(out, config)
+        bundle = load_bundle(staging, config)
 
         bar.stage("testing")
         test = recordings_of("testing")
@@ -756,13 +757,22 @@ def _enroll(config, words, out, user, with_commands, data, negatives, engines, p
             val_results[name]["minutes"] = round(rec.duration / 60, 2)
         total = Score.total([score(replay_trigger(r.times, r.scores, bundle.labels, th, refractory),
                                    r.labels, bundle.words, r.duration, tolerance) for r in test.values()])
-    finally:
-        import shutil
-        shutil.rmtree(stream_dir, ignore_errors=True)
     return {"bundle": str(out), "words": words, "labels": labels, "thresholds": thresholds,
             "hardest_negatives": hardest,
             "budget": budget_name, "engines": engines, "training": training, "enroll": enroll_meta,
             "testing": results, "testing_total": total.summary(), "validation": val_results}
+
+
+def _engines_used(engines: list[str], voices: list[synth.Voice]) -> list[str]:
+    """The engines of ``engines`` that have voices here; a warning on stderr for each other
+    one, so that neither the report nor the user believes in voices that never spoke."""
+    used = [e for e in engines if any(v.engine == e for v in voices)]
+    status = synth.engine_status()
+    for engine in engines:
+        if engine not in used:
+            print(f"kws: warning: speech engine {engine} not used: {status[engine][1] or 'no voices'}",
+                  file=sys.stderr, flush=True)
+    return used
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:
@@ -873,7 +883,7 @@ def per_voice(rec, detections, words, tolerance) -> dict:
 
 
 def _write_report(out: Path, report: dict) -> None:
-    (out / "enroll_report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    (out / "enroll_report.json").write_text(to_json(report, indent=1) + "\n")
     (out / "enroll_report.txt").write_text(format_report(report) + "\n")
 
 

@@ -24,6 +24,7 @@ from kws.bundle import STREAM_MODEL, bundle_writer, write_metadata
 from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.inference import Classifier
+from kws.quiet import quiet_c_stderr
 from kws_train.fit import is_chief, predict, task_name
 
 # Largest |LiteRT - Keras| posterior difference accepted for the float model.
@@ -91,7 +92,9 @@ def convert(saved: Path, representative: np.ndarray | None = None) -> bytes:
 
 def litert_posteriors(path: Path, windows: np.ndarray) -> np.ndarray:
     """Posteriors of an exported (logits) model, as the runtime computes them."""
-    return Classifier(path, softmax=True).predict(windows)
+    with quiet_c_stderr():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate"
+        classifier = Classifier(path, softmax=True)
+    return classifier.predict(windows)
 
 
 def check_against_keras(model: keras.Model, path: Path, windows: np.ndarray,
@@ -166,19 +169,25 @@ def write_bundle(out: str | Path, model: keras.Model, litert: dict[str, Path], f
     return _write_bundle(out, model, litert, frontend, labels, clip_seconds, thresholds, reports, **metadata)
 
 
-def _write_bundle(out: str | Path, model: keras.Model, litert: dict[str, Path], frontend: FrontEnd,
-                  labels: list[str], clip_seconds: float, thresholds: dict[str, float],
-                  reports: list[Path], **metadata) -> Path:
+def _write_bundle(out: str | Path, *args, **metadata) -> Path:
     with bundle_writer(out) as staging:
-        for name, path in litert.items():
-            shutil.copyfile(path, staging / name)
-        model.save(staging / "model.keras")
-        for report in reports:
-            shutil.copyfile(report, staging / report.name)
-        write_metadata(staging, labels=labels, sample_rate=frontend.sample_rate, outputs="logits",
-                       clip_seconds=clip_seconds, features=frontend.params, basis=frontend.basis,
-                       thresholds=thresholds, **metadata)
+        fill_bundle(staging, *args, **metadata)
     return Path(out)
+
+
+def fill_bundle(directory: Path, model: keras.Model, litert: dict[str, Path], frontend: FrontEnd,
+                labels: list[str], clip_seconds: float, thresholds: dict[str, float],
+                reports: list[Path], **metadata) -> None:
+    """Write the bundle's files into ``directory`` (a ``bundle_writer`` staging directory, for
+    a writer with more to add before the bundle replaces the old one)."""
+    for name, path in litert.items():
+        shutil.copyfile(path, directory / name)
+    model.save(directory / "model.keras")
+    for report in reports:
+        shutil.copyfile(report, directory / report.name)
+    write_metadata(directory, labels=labels, sample_rate=frontend.sample_rate, outputs="logits",
+                   clip_seconds=clip_seconds, features=frontend.params, basis=frontend.basis,
+                   thresholds=thresholds, **metadata)
 
 
 if __name__ == "__main__":

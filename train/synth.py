@@ -573,6 +573,10 @@ def synthesize(texts: Iterable[str], voices: Sequence[Voice] | Iterable[Voice],
                 bar.update(len(outcomes))
     if bar is not None:
         bar.close()
+    # In plan order whatever came from the cache: callers draw random numbers clip by clip, so
+    # a first run (all synthesized) and a cached one would otherwise train differently.
+    order = {(v, text): i for i, (v, text) in enumerate((v, t) for v, ts in plan.items() for t in ts)}
+    result.sort(key=lambda clip: order[(clip.voice, clip.text)])
     return result
 
 

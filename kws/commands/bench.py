@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.cli import add_model_argument, check_output_path, json_line, model_overrides
+from kws.cli import add_model_argument, json_line, model_overrides
 from kws.config import Config, with_overrides
+from kws.resources import install_hint
+from kws.writes import check_target, staged
 
 HELP = "benchmark streaming latency and cost against a naive librosa + Keras baseline"
 
@@ -65,12 +67,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
             raise KwsError(f"--{name.replace('_', '-')} must be at least 1")
     if not 1 <= args.peer_seconds <= 24 * 3600:  # NaN fails too
         raise KwsError(f"--peer-seconds must be at least 1 (and at most a day), got {args.peer_seconds:g}")
-    check_output_path(args.plot, "--plot")
+    check_target(args.plot, "--plot")
     if not args.no_baseline:
         missing = bench.baseline_missing()
         if missing:  # say so now, not after minutes of measuring
             raise KwsError(f"the naive baseline needs TensorFlow and librosa ({missing} missing): "
-                           "pip install -e '.[train]', or pass --no-baseline")
+                           f"{install_hint('train')}, or pass --no-baseline")
     cpu = bench.pin_to_one_core()
     if args.peers:  # after pinning: finding them loads their runtimes, whose threads must be pinned too
         from kws.eval import peers
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             baseline = bench.NaiveBaseline(bundle, config)
         except ImportError as err:
             raise KwsError(f"the naive baseline needs TensorFlow and librosa ({err.name} missing): "
-                           "pip install -e '.[train]', or pass --no-baseline") from None
+                           f"{install_hint('train')}, or pass --no-baseline") from None
         results["naive"] = bench.measure_naive(baseline, audio, config.detector.hop_ms, args.naive_hops)
         results["naive_startup"] = bench.naive_startup(bundle.path, args.startup_runs)
     if args.peers:
@@ -220,8 +222,8 @@ def _plot(path: Path, totals: dict[str, list[float]]) -> None:
     ax.set_title("kws bench: per-hop latency on one CPU thread")
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with staged(path) as staging:
+        fig.savefig(staging, dpi=120)
     plt.close(fig)
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kws.cli import require_extras
+from kws.bundle import check_bundle_target
+from kws.cli import debugging, require_extras
 from kws.config import Config
 from kws.errors import KwsError
+from kws.quiet import quiet_tensorflow
 
 HELP = "train a spotter for your own word(s) from synthetic voices and your recordings"
 
@@ -63,6 +65,7 @@ def _default(given: str | None, fallback: str) -> str | None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    check_bundle_target(args.out)  # before TensorFlow and minutes of work
     engines = None
     if args.engines is not None:
         engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -76,6 +79,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     check_inputs(args.words, args.out, args.recordings, args.with_commands, data)
     require_extras("keras", "tensorflow")  # found, not imported: before minutes of synthesis
+    if not debugging(args):
+        with quiet_tensorflow():
+            import tensorflow  # noqa: F401  (loaded here, its start-up chatter muted)
     report = enroll(config, args.words, args.out, recordings=args.recordings,
                     with_commands=args.with_commands, data=data, negatives=negatives,
                     engines=engines, budget=args.budget, seed=args.seed, cache=args.cache,

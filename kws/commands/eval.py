@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from kws.bundle import load_bundle
-from kws.cli import add_model_argument, check_output_path, json_line, model_overrides
+from kws.cli import add_model_argument, json_line, model_overrides
 from kws.config import Config, with_overrides
 from kws.resources import find_model
+from kws.writes import check_target, staged, to_json, write_text
 
 HELP = "score a model bundle on labelled clips: accuracy, per-class precision/recall, confusion"
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from kws.eval.metrics import table
     from kws.eval.reports import plot_confusion
 
-    report = check_output_path(args.report, "--report", directory=True)  # before the long part
+    report = check_target(args.report, "--report", directory=True)  # before the long part
     config = with_overrides(config, model_overrides(args))
     bundle = load_bundle(find_model(config.model_path), config)
     # The model the runtime runs (kws.detector.Detector.from_bundle), unless --float/--int8.
@@ -52,8 +52,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
               f"{data.summary['skipped_examples'][0]}")
     metrics = evaluate_bundle(bundle, data, int8=int8)
     print(table(metrics))
-    plot_confusion(metrics, report / "confusion.png")
-    (report / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    if "official_test_speakers" in metrics:
+        official = metrics["official_test_speakers"]
+        print(f"\nofficial test speakers only (the harder yardstick): accuracy "
+              f"{100 * official['accuracy']:.2f}%  balanced accuracy "
+              f"{100 * official['balanced_accuracy']:.2f}%  ({official['n']} clips)")
+        print("  recall: " + "  ".join(f"{label} {100 * c['recall']:.0f}"
+                                       for label, c in official["per_class"].items() if c["recall"] is not None))
+    with staged(report / "confusion.png") as png:
+        plot_confusion(metrics, png)
+    write_text(report / "metrics.json", to_json(metrics, indent=1) + "\n")
     print(f"confusion matrix: {report / 'confusion.png'}")
     if args.json:
         print(json_line(metrics))

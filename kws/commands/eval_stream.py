@@ -13,10 +13,11 @@ import argparse
 import math
 from pathlib import Path
 
-from kws.cli import add_model_argument, check_output_path, json_line
+from kws.cli import add_model_argument, json_line
 from kws.cli import add_detector_arguments, detector_setup
 from kws.config import Config
 from kws.errors import KwsError
+from kws.writes import check_target, staged
 
 HELP = "score detections on labelled streams (hits, false alarms/hour, latency, DET curves)"
 # Denser at the top, where a good model trades its last false alarms for misses.
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.labels and len(args.labels) != len(args.wav):
         raise KwsError(f"{len(args.labels)} --labels for {len(args.wav)} --wav: give one per stream "
                        "or none (the .csv beside each WAV)")
-    plot = check_output_path(args.plot or Path(args.wav[0]).with_suffix(".tradeoff.png"), "--plot")
+    plot = check_target(args.plot or Path(args.wav[0]).with_suffix(".tradeoff.png"), "--plot")
     config, bundle = detector_setup(args, config)
     labels = [read_labels(labels_path(wav, given))
               for wav, given in zip(args.wav, args.labels or [None] * len(args.wav))]
@@ -126,9 +127,7 @@ def write_plot(path: Path, table: list, configured, title: str) -> None:
             label="configured thresholds")
     _axes(ax, title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write_det_plot(path: Path, det: dict, thresholds: dict, title: str) -> None:
@@ -144,9 +143,14 @@ def write_det_plot(path: Path, det: dict, thresholds: dict, title: str) -> None:
             ax.plot([fa[at]], [miss[at]], "*", color=line.get_color(), markersize=10)
     _axes(ax, f"{title}: each word's trade-off (* its threshold)")
     ax.legend(ncol=2, fontsize=8)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with staged(path) as staging:
+        fig.savefig(staging, dpi=100)
+    _pyplot().close(fig)
 
 
 def _axes(ax, title: str) -> None:

@@ -21,9 +21,9 @@ import sys
 import numpy as np
 
 from kws.audio.files import read_audio, write_wav
-from kws.cli import check_output_path
 from kws.config import Config, with_overrides
 from kws.errors import KwsError
+from kws.writes import check_target, staged
 
 HELP = "build a long labelled stream (command words with gaps, or negative audio) for eval-stream"
 
@@ -47,19 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speech-to-noise ratio of the background bed (default: stream.snr_db)")
     parser.add_argument("--unknown-fraction", type=float,
                         help="share of unknown words (default: stream.unknown_fraction)")
+    parser.add_argument("--official", action="store_true",
+                        help="--data: only clips of the official test set's speakers (the root's "
+                             "official_test_<split>_list.txt): the people keyword spotters are compared on")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
     from kws.data.negatives import audio_files, negative_files
-    from kws.data.speech_commands import UNKNOWN, list_clips, load_audio_files, load_noise
+    from kws.data.speech_commands import OFFICIAL_LIST, UNKNOWN, list_clips, load_audio_files, load_noise
     from kws.eval.testaudio import build_stream, labels_path, pick_clips, pick_negatives, write_labels
 
     if args.minutes is not None and not 0 < args.minutes < 1e5:
         raise KwsError("--minutes must be positive")
     labels_out = labels_path(args.out, args.labels)
-    check_output_path(args.out, "--out")
-    check_output_path(labels_out, "--labels")
+    check_target(args.out, "--out")
+    check_target(labels_out, "--labels")
     config = with_overrides(config, {"stream.snr_db": args.snr_db,
                                      "stream.unknown_fraction": args.unknown_fraction})
     rate = config.audio.sample_rate
@@ -73,10 +76,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
         seconds = None if args.minutes is None else args.minutes * 60
         picked = pick_negatives(files, seconds, rate, rng, read)
     else:
-        clips = list_clips(args.data, config.words, args.split or "testing", unknown_fraction=1.0)
+        split = args.split or "testing"
+        clips = list_clips(args.data, config.words, split, unknown_fraction=1.0)
+        if args.official and clips.official is None:
+            raise KwsError(f"{args.data}: no {OFFICIAL_LIST.format(split=split)} to take official speakers from")
+        official = clips.official if args.official else [True] * len(clips.paths)
         by_word: dict = {}
-        for path, target in zip(clips.paths, clips.targets):
-            if clips.labels[target] in (UNKNOWN, *config.words):
+        for path, target, keep in zip(clips.paths, clips.targets, official):
+            if keep and clips.labels[target] in (UNKNOWN, *config.words):
                 by_word.setdefault(path.parent.name, []).append(path)
         unknown = sorted(set(by_word) - set(config.words))
         picked = pick_clips(by_word, config.words, unknown, (args.minutes or 10.0) * 60,
@@ -86,8 +93,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     else:
         noises, _ = load_noise(args.data, rate) if args.data else ([], [])
     audio, labels = build_stream(picked, noises, config.stream, rate, rng)
-    write_wav(args.out, audio, rate)
-    write_labels(labels_out, labels)
+    with staged(args.out) as wav, staged(labels_out) as csv:  # both complete, or neither replaced
+        write_wav(wav, audio, rate)
+        write_labels(csv, labels)
     commands = sum(lab.word in config.words for lab in labels)
     print(f"{args.out}: {len(audio) / rate / 60:.1f} min, {commands} command words, "
           f"{len(labels) - commands} other clips or files, noise at {config.stream.snr_db:g} dB SNR"

@@ -21,6 +21,7 @@ import numpy as np
 
 from kws.config import Config
 from kws.errors import KwsError
+from kws.writes import check_target, staged
 
 HELP = "record your own takes of a word from the microphone (for kws enroll --recordings)"
 
@@ -94,12 +95,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
         raise KwsError("--seconds must be between 0.5 and 10")
     if args.countdown < 0:
         raise KwsError("--countdown must not be negative")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise KwsError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    # Nothing is created before the first take is kept (a failed start leaves no folder).
+    out = check_target(args.out, "--out", directory=True)
     pattern = re.compile(rf"{re.escape(slug(word))}-(\d+)\.wav")
-    taken = [int(m.group(1)) for p in out.iterdir() if (m := pattern.fullmatch(p.name))]
+    taken = [int(m.group(1)) for p in (out.iterdir() if out.is_dir() else ()) if (m := pattern.fullmatch(p.name))]
     number = max(taken, default=0)
 
     target = config.audio.sample_rate
@@ -144,7 +143,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             empty = 0
             number += 1
             path = out / f"{slug(word)}-{number:02d}.wav"
-            write_wav(path, take, target)
+            with staged(path) as staging:  # a take is on disk whole, or not at all
+                write_wav(staging, take, target)
             saved.append(path)
             _say(f"  kept {path.name}: {len(take) / target:.2f} s, peak "
                  f"{_db(float(np.max(np.abs(take))))} dBFS")

@@ -12,9 +12,11 @@ import os
 from pathlib import Path
 
 from kws.bundle import check_bundle_target
-from kws.cli import check_output_path, require_extras
+from kws.cli import debugging, require_extras
 from kws.config import ARCHITECTURES, Config, with_overrides
 from kws.errors import KwsError
+from kws.quiet import quiet_tensorflow
+from kws.writes import check_target
 
 HELP = "train a keyword model on a Speech Commands directory and write a model bundle"
 
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     # kws bundle is replaced; the data must hold readable clips of at least two classes.
     check_bundle_target(args.out)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / Path(args.out).name
-    check_output_path(workdir, "--workdir", directory=True)
+    check_target(workdir, "--workdir", directory=True)
     from kws.data.speech_commands import check_training_classes  # and tqdm: not for every command's start-up
 
     check_training_classes(data, config)
@@ -57,6 +59,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
         # Read by TensorFlow when its runtime starts, which in a cluster (TF_CONFIG) happens
         # before set_threads could run: so set them before TensorFlow is imported.
         os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(args.threads)
+    if not debugging(args):
+        with quiet_tensorflow():
+            import tensorflow  # noqa: F401  (loaded here, its start-up chatter muted)
     # The one import of the training package in kws (kws.cli turns its absence into one line).
     from kws_train.main import set_threads, train_bundle
 

@@ -1,0 +1,171 @@
+"""How every kws command writes: only its own files, each replaced in one step.
+
+The rule (``train``, ``enroll``, ``record``, ``make-stream``, ``eval``, ``eval-stream``,
+``bench --plot``):
+
+* **Refuse first.** ``check_target`` runs before any long work and creates nothing: an output
+  that cannot be written is one line (``KwsError``), and a refused or failed run leaves no
+  empty folder behind.
+* **Replace in one step.** ``staged`` yields a staging path beside the target (same folder,
+  so a rename is atomic) and renames it over the target only once the body has finished; a
+  directory is swapped with the old one in one step (``renameat2(RENAME_EXCHANGE)`` on Linux).
+  Until then the previous file or bundle is untouched and usable, also when the command is
+  interrupted (the staging is removed) or killed (the next write removes what the dead
+  process left: the staging name carries its pid).
+* **Nothing else.** Only the target itself is replaced; missing parent folders are created
+  when the output is written, not before. What a folder output (a bundle) may already hold is
+  the caller's decision (``kws.bundle.check_bundle_target`` refuses folders holding anything
+  but a bundle).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from kws.errors import KwsError
+
+STAGING = ".kws-staging"  # name part of an output being written: .<name>.kws-staging-<pid>-<random>
+
+
+def check_target(path: str | Path, what: str, directory: bool = False) -> Path:
+    """``path`` if a file (or with ``directory`` a folder) can be written there, else a
+    one-line ``KwsError`` naming ``what`` (``--out``...). Creates nothing."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise KwsError(f"{what} {path}: a broken symbolic link; refusing to write through it")
+    if directory and path.exists() and not path.is_dir():
+        raise KwsError(f"{what} {path}: exists and is not a directory")
+    if not directory and path.is_dir():
+        raise KwsError(f"{what} {path}: is a directory, not a file")
+    if not directory and path.exists() and not path.is_file():
+        raise KwsError(f"{what} {path}: exists and is not a regular file")
+    folder = path if directory and path.is_dir() else path.parent
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise KwsError(f"{what} {path}: cannot create it ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise KwsError(f"{what} {path}: cannot write there ({existing} is not writable)")
+    return path
+
+
+@contextlib.contextmanager
+def staged(path: str | Path, directory: bool = False) -> Iterator[Path]:
+    """Yield where to write ``path`` (a file, or with ``directory`` an empty folder); on success
+    it replaces ``path`` in one step. If the body raises, ``path`` is untouched and the staging
+    removed. The staging keeps ``path``'s suffix (``.png``, ``.wav``: writers that go by it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(path)
+    prefix = f".{path.name}{STAGING}-{os.getpid()}-"
+    if directory:
+        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+        os.chmod(staging, 0o777 & ~_umask())  # the user's umask, not mkdtemp's 0700
+    else:
+        handle, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+        os.close(handle)
+        os.chmod(name, 0o666 & ~_umask())
+        staging = Path(name)
+    try:
+        yield staging
+        _replace(staging, path)
+    finally:
+        _remove(staging)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through ``staged``."""
+    with staged(path) as staging:
+        staging.write_text(text)
+
+
+def to_json(value, indent: int | None = None) -> str:
+    """``value`` as strict JSON, what any parser reads: NaN and infinities (an undefined figure)
+    become null, numpy scalars and arrays plain numbers and lists, other objects their text."""
+    return json.dumps(_json_safe(value), indent=indent, allow_nan=False)
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy scalar or array
+        return _json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)
+
+
+def clean_stale(path: Path) -> None:
+    """Remove what a killed writer of ``path`` left beside it (its process is gone)."""
+    start = f".{path.name}{STAGING}-"
+    for item in path.parent.glob(f"{glob.escape(start)}*"):
+        pid = item.name[len(start):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)) and not item.is_symlink():
+            _remove(item)
+
+
+def _replace(staging: Path, path: Path) -> None:
+    """Put ``staging`` at ``path`` in one step; a folder's previous content ends in ``staging``."""
+    if not staging.is_dir() or not path.is_dir():
+        os.replace(staging, path)
+    elif not _exchange(staging, path):  # not Linux: two renames, the old one kept until the second
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}{STAGING}-{os.getpid()}-old-", dir=path.parent))
+        path.rename(old / path.name)
+        staging.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove(item: Path) -> None:
+    if item.is_dir() and not item.is_symlink():
+        shutil.rmtree(item, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            item.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
+    the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
