@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -19,19 +20,30 @@ TINY_CONFIG = Path(__file__).parent / "data" / "tiny.yaml"
 
 
 def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    """Ports free now, below the range the kernel hands out itself (to ``bind(0)`` and to
+    outgoing connections): between this check and the workers' own bind, only a process asking
+    for that very port could take it, not the next connection anyone opens."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    found = []
+    for port in random.Random().sample(range(10000, low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        found.append(port)
+        if len(found) == count:
+            return found
+    raise AssertionError(f"no {count} free ports between 10000 and {low}")
 
 
 def test_two_workers_write_exactly_one_bundle(tiny_dataset, tmp_path):
-    workers = [f"localhost:{port}" for port in free_ports(2)]
     out = tmp_path / "models" / "tiny"
     procs = []
+    workers = [f"localhost:{port}" for port in free_ports(2)]
     for index in range(2):
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
