@@ -25,6 +25,14 @@ ARCHITECTURES = ("cnn", "lstm", "bilstm", "dscnn", "tcresnet")
 
 Pos = Field(gt=0)
 Unit = Field(ge=0, le=1)
+# A threshold is above 0: at 0 every word always scores over it, so the first to fire never
+# re-arms (its score never falls below 0): one detection, then nothing, whatever is said.
+Threshold = Field(gt=0, le=1)
+THRESHOLD_RANGE = "between 0 and 1"  # 0 excluded, 1 included
+
+
+def valid_threshold(value: float) -> bool:
+    return 0 < value <= 1  # NaN fails this too
 
 # Upper bounds: values past these are typos or units mistaken (seconds for ms), and some would
 # try to allocate terabytes (a ring of 1e9 s, smoothing over 1e12 ms) or crash LiteRT (100,000
@@ -96,15 +104,15 @@ class DetectorConfig(_Section):
 
 class PosteriorConfig(_Section):
     smoothing_ms: float = Field(ge=0, le=MAX_SPAN_MS)
-    threshold: float = Unit
+    threshold: float = Threshold
     thresholds: dict[str, float] = {}
     refractory_ms: float = Field(ge=0, le=MAX_SPAN_MS)
 
     @model_validator(mode="after")
     def _check(self) -> "PosteriorConfig":
         for word, value in self.thresholds.items():
-            if not 0 <= value <= 1:  # NaN fails this too
-                raise ValueError(f"thresholds.{word} must be between 0 and 1, got {value}")
+            if not valid_threshold(value):
+                raise ValueError(f"thresholds.{word} must be {THRESHOLD_RANGE}, got {value}")
         return self
 
 
@@ -180,6 +188,8 @@ class TrainConfig(_Section):
     seed: int
     init: str | None = None         # a bundle whose Keras model training starts from (fine-tuning)
     keep: Literal["best", "last"] = "best"  # weights kept: best validation epoch, or the last
+    teacher: str | None             # a bundle whose posteriors the model also learns (distillation)
+    distill_weight: float = Unit    # share of the target that is the teacher's posteriors
     silence_fraction: float = Unit
     unknown_fraction: float = Unit
     augment: AugmentConfig
@@ -289,7 +299,7 @@ def _validate(data: dict, source: str) -> Config:
 
 
 # Path-valued keys: a relative path is relative to the file that sets it.
-PATH_KEYS = (("detector", "model"), ("train", "data"), ("train", "init"))
+PATH_KEYS = (("detector", "model"), ("train", "data"), ("train", "init"), ("train", "teacher"))
 
 
 def _anchor(value, path: Path):

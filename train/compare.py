@@ -35,9 +35,9 @@ from kws_train.thresholds import LEVELS
 
 
 def compare(model: str, data: str, split: str, commands: list[str], negatives: list[str],
-            fa_per_hour: float) -> dict:
+            fa_per_hour: float, config_path: str | None = None) -> dict:
     """One bundle's row: clip scores, its own thresholds' stream scores, one-threshold hits."""
-    config = load_config()
+    config = load_config(config_path)
     bundle = load_bundle(model, config)
     config = with_overrides(config, {"words": bundle.words})
     clips = evaluate_bundle(bundle, evaluation_audio(data, split, config),
@@ -84,11 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--negative", action="append", default=[], metavar="WAV",
                         help="a stream of negative audio (repeat)")
     parser.add_argument("--fa-per-hour", type=float, default=10.0)
+    parser.add_argument("--config", help="config laid over the defaults (e.g. another detector.hop_ms)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows here")
     args = parser.parse_args(argv)
     rows = []
     for model in args.models:
-        rows.append(compare(model, args.data, args.split, args.commands, args.negative, args.fa_per_hour))
+        rows.append(compare(model, args.data, args.split, args.commands, args.negative, args.fa_per_hour,
+                            args.config))
         print(line(rows[-1]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")

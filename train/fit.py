@@ -115,9 +115,13 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndar
                            for i in range(0, len(x), batch_size)])
 
 
-def compile_model(model: keras.Model, learning_rate: float, warmup_steps: int, total_steps: int) -> None:
+def compile_model(model: keras.Model, learning_rate: float, warmup_steps: int, total_steps: int,
+                  soft_targets: bool = False) -> None:
+    """Adam with warm-up and cosine decay; labels are class indices, or with ``soft_targets``
+    distributions over the classes (distillation, ``kws_train.pipeline.Teacher``)."""
+    loss = "categorical_crossentropy" if soft_targets else "sparse_categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.Adam(WarmupCosine(learning_rate, warmup_steps, total_steps)),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+                  loss=loss, metrics=["accuracy"], jit_compile=False)
 
 
 def _replace(write, path: Path) -> None:

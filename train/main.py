@@ -25,7 +25,7 @@ from kws_train.fit import Workdir, cluster, compile_model, fit, is_chief, new_st
 from kws.eval.metrics import table
 from kws_train.models import build
 from kws.data.negatives import negative_files
-from kws_train.pipeline import BatchMaker, NegativeSource, features, training_dataset
+from kws_train.pipeline import BatchMaker, NegativeSource, Teacher, features, training_dataset
 from kws.eval.reports import plot_confusion, plot_curves
 
 NORMALISER_CLIPS = 2000   # training clips the Normalization layer is adapted on
@@ -171,8 +171,9 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
               f"{state['best_epoch']})", flush=True)
     sr = config.audio.sample_rate
     gap = tuple(ms_to_samples(ms, sr) for ms in tc.negatives.embedded_gap_ms)
+    teacher = Teacher(tc.teacher, labels, tc.distill_weight) if tc.teacher else None
     maker = BatchMaker(prep.audio.waves, prep.audio.targets, prep.frontend, prep.augmenter,
-                       labels.index(SILENCE), labels.index(UNKNOWN), prep.negatives, gap)
+                       labels.index(SILENCE), labels.index(UNKNOWN), prep.negatives, gap, teacher)
     partials = round(tc.augment.partial_fraction * tc.clips_per_class)
     embedded = round(tc.negatives.embedded_fraction * tc.clips_per_class)
     batches, steps = training_dataset(maker, len(labels), tc.clips_per_class, partials,
@@ -180,12 +181,9 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
     with strategy().scope():
         if state["epoch"]:
             model = keras.models.load_model(work.last)
-        elif tc.init:
-            model = _initial_model(tc.init, labels)
-            compile_model(model, tc.learning_rate, tc.warmup_epochs * steps, tc.epochs * steps)
         else:
-            model = build(tc.arch, prep.sample_x, len(labels), tc)
-            compile_model(model, tc.learning_rate, tc.warmup_epochs * steps, tc.epochs * steps)
+            model = _initial_model(tc.init, labels) if tc.init else build(tc.arch, prep.sample_x, len(labels), tc)
+            compile_model(model, tc.learning_rate, tc.warmup_epochs * steps, tc.epochs * steps, bool(teacher))
     print(f"{tc.arch}: {model.count_params():,} parameters, {steps} steps per epoch", flush=True)
     state = fit(model, batches, steps, tc.epochs, work, prep.val_x, prep.val.targets, labels,
                 tc.patience, state, tc.keep)

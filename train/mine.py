@@ -7,7 +7,7 @@ smoothed score reaches ``--threshold`` (well below the detection thresholds, so 
 count too), the one-second window the classifier saw at the peak of that run of hops is cut
 out and written as a WAV. The folder of mined windows is then one more negative source of the
 next training round (``train.negatives.sources`` with ``holdout: 0``; recipe
-``train/recipes/quiet.sh``). Mine training audio only: validation must stay unheard.
+``train/recipes/rounds.sh``). Mine training audio only: validation must stay unheard.
 
     python -m kws_train.mine --model DIR --audio STREAM.wav [--audio DIR ...] --out MINED
 """

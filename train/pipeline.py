@@ -7,15 +7,24 @@ built in numpy inside ``tf.numpy_function`` (parallel map, prefetch) from a seed
 ``(seed, epoch, batch)``, so a run and its resumption see the same data.
 
 Validation and test features are computed once, without augmentation, and cached as arrays.
+
+Distillation (``train.teacher``): a trained bundle's float LiteRT model scores each augmented
+batch as the student sees it, and the target becomes ``distill_weight`` of its posteriors plus
+the rest of the one-hot label (soft targets, categorical cross-entropy). A teacher averaged
+from independently trained models (``kws_train.ensemble``) passes on what the average knows
+at the cost of one model at run time.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from kws.bundle import load_bundle
+from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.eval.testaudio import speech_bounds
 from kws_train.augment import Augmenter
@@ -80,12 +89,33 @@ def epoch_plan(targets: np.ndarray, num_classes: int, silence_label: int, unknow
     return plan[rng.permutation(len(plan))]
 
 
+class Teacher:
+    """Soft targets from a trained bundle: ``weight`` of its float posteriors plus ``1 - weight``
+    of the one-hot labels. tf.data makes batches on several threads and a LiteRT interpreter
+    is not thread-safe, so each thread gets its own."""
+
+    def __init__(self, path: str, labels: list[str], weight: float):
+        self.bundle = load_bundle(path)
+        if self.bundle.labels != labels:
+            raise KwsError(f"{path}: the teacher's labels {self.bundle.labels} differ from {labels}")
+        self.weight, self.classes = weight, len(labels)
+        self._local = threading.local()
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if not hasattr(self._local, "classifier"):
+            self._local.classifier = self.bundle.classifier()
+        soft = self._local.classifier.predict(x)
+        return (self.weight * soft + (1 - self.weight) * np.eye(self.classes)[y]).astype(np.float32)
+
+
 class BatchMaker:
-    """Turns an epoch plan's rows into an augmented ``(features, labels)`` batch."""
+    """Turns an epoch plan's rows into an augmented ``(features, labels)`` batch; with a
+    ``teacher``, the labels are its soft targets ``(batch, classes)``."""
 
     def __init__(self, waves: np.ndarray, targets: np.ndarray, frontend: FrontEnd,
                  augmenter: Augmenter, silence_label: int, unknown_label: int,
-                 negatives: list[NegativeSource] = (), embedded_gap: tuple[int, int] = (0, 0)):
+                 negatives: list[NegativeSource] = (), embedded_gap: tuple[int, int] = (0, 0),
+                 teacher: Teacher | None = None):
         self.waves, self.targets = waves, targets
         self.frontend, self.augmenter = frontend, augmenter
         self.silence_label, self.unknown_label = silence_label, unknown_label
@@ -94,6 +124,7 @@ class BatchMaker:
         speech = [f for source in self.negatives if source.context for f in source.files]
         self.context = np.concatenate(speech) if speech else None
         self.embedded_gap = embedded_gap
+        self.teacher = teacher
 
     def __call__(self, rows: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
@@ -116,7 +147,7 @@ class BatchMaker:
             else:
                 wave, y[row] = self.augmenter.waveform(self.waves[index], rng), self.targets[index]
             x[row] = self.augmenter.spectrogram(self.frontend.compute(wave), rng)
-        return x, y
+        return (x, y) if self.teacher is None else (x, self.teacher(x, y))
 
 
 def training_dataset(maker: BatchMaker, num_classes: int, clips_per_class: int, partials: int,
@@ -142,12 +173,13 @@ def training_dataset(maker: BatchMaker, num_classes: int, clips_per_class: int, 
 
     frames = maker.frontend.num_frames(maker.waves.shape[1])
     dim = maker.frontend.dim
+    soft = maker.teacher is not None
 
     def build(rows, batch_seed):
-        x, y = tf.numpy_function(maker, [rows, batch_seed], [tf.float32, tf.int32],
+        x, y = tf.numpy_function(maker, [rows, batch_seed], [tf.float32, tf.float32 if soft else tf.int32],
                                  stateful=False)
         x.set_shape([None, frames, dim])
-        y.set_shape([None])
+        y.set_shape([None, num_classes] if soft else [None])
         return x, y
 
     data = tf.data.Dataset.from_generator(plans, output_signature=(
