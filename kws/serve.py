@@ -367,21 +367,29 @@ def _keep_alive(sock) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
-def server_for(uri: str) -> AsyncServer:
-    """The (not yet listening) wyoming server for ``uri``; ``KwsError`` for one it cannot serve."""
+def server_for(uri: str, zeroconf: bool = False) -> AsyncServer:
+    """The (not yet listening) wyoming server for ``uri``; ``KwsError`` for one it cannot serve,
+    or cannot announce with ``zeroconf``."""
+    import importlib.util
+
     try:
         server = AsyncServer.from_uri(uri)
     except ValueError as err:
         raise KwsError(f"--uri {uri}: {err}") from None
     if not isinstance(server, (AsyncTcpServer, AsyncUnixServer)):  # stdio: one client, no server
         raise KwsError(f"--uri {uri}: kws serves tcp://HOST:PORT or unix://PATH")
+    if zeroconf and not isinstance(server, AsyncTcpServer):
+        raise KwsError(f"--zeroconf announces a tcp:// --uri, not {uri}")
+    if zeroconf and importlib.util.find_spec("zeroconf") is None:
+        raise KwsError("--zeroconf needs the zeroconf package: pip install 'kws[zeroconf]'")
     return server
 
 
-async def start(service: Service, uri: str = DEFAULT_URI) -> tuple[AsyncServer, str]:
+async def start(service: Service, uri: str = DEFAULT_URI, zeroconf: str | None = None) -> tuple[AsyncServer, str]:
     """Start serving at ``uri`` (``tcp://HOST:PORT``, port 0 for any free one, or
-    ``unix://PATH``); return the server and the URI it is bound to."""
-    server = server_for(uri)
+    ``unix://PATH``), announced as ``zeroconf`` if given; return the server and the URI it is
+    bound to."""
+    server = server_for(uri, bool(zeroconf))
     try:
         await server.start(service.handler)
     except OSError as err:
@@ -390,18 +398,14 @@ async def start(service: Service, uri: str = DEFAULT_URI) -> tuple[AsyncServer, 
         # wyoming keeps the asyncio server private; port 0 is only known from its socket.
         server.port = server._server.sockets[0].getsockname()[1]
         uri = f"tcp://{server.host}:{server.port}"
+    if zeroconf:
+        await announce(server, zeroconf)
     return server, uri
 
 
-async def announce(server: AsyncServer, name: str) -> None:
+async def announce(server: AsyncTcpServer, name: str) -> None:
     """Zeroconf (mDNS) ``_wyoming._tcp`` announcement, as the reference servers make it, so
     Home Assistant discovers the service by itself."""
-    import importlib.util
-
-    if not isinstance(server, AsyncTcpServer):
-        raise KwsError("--zeroconf needs a tcp:// --uri")
-    if importlib.util.find_spec("zeroconf") is None:
-        raise KwsError("--zeroconf needs the zeroconf package: pip install 'kws[zeroconf]'")
     from wyoming.zeroconf import HomeAssistantZeroconf
 
     # A wildcard address is no address to announce: wyoming finds the one that reaches the LAN.
@@ -423,10 +427,8 @@ async def _serve(service: Service, uri: str, zeroconf: str | None, on_ready) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server, bound = await start(service, uri)
+    server, bound = await start(service, uri, zeroconf)
     try:
-        if zeroconf:
-            await announce(server, zeroconf)
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import signal
+import subprocess
 import sys
 import time
 
@@ -255,9 +256,19 @@ def test_the_command_stops_on_a_signal_with_a_client_mid_stream(tiny_bundle, sig
     (["--threshold", "marvin=0.5"], "marvin not among the served words"),
     (["--uri", "http://localhost:10400"], "--uri http://localhost:10400"),
     (["--model", "{tiny}"], "yes, no, up, stop: a word of more than one model"),
+    (["--uri", "unix:///tmp/kws.sock", "--zeroconf"], "--zeroconf announces a tcp:// --uri"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_bundle, args, message):
     args = [a.replace("{tiny}", str(tiny_bundle)) for a in args]
     result = run_kws("serve", "--model", str(tiny_bundle), *args, check=False, timeout=TIMEOUT)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_zeroconf_without_its_package_says_what_to_install(tiny_bundle):
+    code = ("import sys; sys.modules['zeroconf'] = None\n"
+            "from kws.cli import main\n"
+            f"sys.exit(main(['serve', '--model', {str(tiny_bundle)!r}, '--zeroconf']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr == "kws: error: --zeroconf needs the zeroconf package: pip install 'kws[zeroconf]'\n"

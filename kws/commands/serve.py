@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config) -> int:
     from kws.serve import Service, load_models, serve_forever, server_for
 
-    server_for(args.uri)  # a wrong --uri is one line before seconds go into loading models
+    server_for(args.uri, bool(args.zeroconf))  # a wrong --uri is one line before models load
     logging.basicConfig(format="%(asctime)s kws: %(message)s", datefmt="%H:%M:%S",
                         level=logging.DEBUG if args.verbose else logging.INFO)
     log = logging.getLogger("kws.serve")
