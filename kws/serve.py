@@ -70,7 +70,6 @@ MAX_WIDTH = 4  # bytes per sample, as audioop converts
 MAX_CHANNELS = 64
 KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}  # a dead peer: ~90 s
 LANGUAGES = ["en"]  # Speech Commands and the synthetic voices of `kws enroll` are English
-DEFAULT_URI = "tcp://0.0.0.0:10400"
 
 
 class ProtocolError(KwsError):
@@ -296,8 +295,8 @@ class Handler(AsyncEventHandler):
         except (asyncio.IncompleteReadError, ConnectionError) as err:
             log.info("%s: gone mid-event (%s)", self.peer, type(err).__name__)
         except Exception as err:  # noqa: BLE001 - whatever a client causes ends its connection only
-            reason = str(err).split("\n")[0] if isinstance(err, KwsError) else f"{type(err).__name__}: {err}"
-            log.warning("%s: closed: %.200s", self.peer, reason)
+            reason = str(err) if isinstance(err, KwsError) else f"{type(err).__name__}: {err}"
+            log.warning("%s: closed: %.200s", self.peer, reason.split("\n")[0])
         finally:
             self.stream = None
             self.writer.close()
@@ -385,7 +384,7 @@ def server_for(uri: str, zeroconf: bool = False) -> AsyncServer:
     return server
 
 
-async def start(service: Service, uri: str = DEFAULT_URI, zeroconf: str | None = None) -> tuple[AsyncServer, str]:
+async def start(service: Service, uri: str, zeroconf: str | None = None) -> tuple[AsyncServer, str]:
     """Start serving at ``uri`` (``tcp://HOST:PORT``, port 0 for any free one, or
     ``unix://PATH``), announced as ``zeroconf`` if given; return the server and the URI it is
     bound to."""

@@ -13,11 +13,10 @@ from kws.cli import threshold_argument
 from kws.config import Config
 
 HELP = "a Wyoming wake-word service: Home Assistant and voice satellites stream audio, get the words"
+DEFAULT_URI = "tcp://0.0.0.0:10400"  # Wyoming's wake-word port, as the reference servers use
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from kws.serve import DEFAULT_URI
-
     parser.add_argument("--uri", default=DEFAULT_URI,
                         help="where to listen: tcp://HOST:PORT (port 0: any free one) or unix://PATH "
                              "(default: %(default)s, Wyoming's wake-word port on every interface)")
@@ -38,9 +37,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from kws.serve import Service, load_models, serve_forever, server_for
 
     server_for(args.uri, bool(args.zeroconf))  # a wrong --uri is one line before models load
-    logging.basicConfig(format="%(asctime)s kws: %(message)s", datefmt="%H:%M:%S",
-                        level=logging.DEBUG if args.verbose else logging.INFO)
+    logging.basicConfig(format="%(asctime)s kws: %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
     log = logging.getLogger("kws.serve")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)  # kws's lines only, not asyncio's
     service = Service(load_models(config, args.model, args.threshold))
     for model in service.models:
         log.info("model %s (version %s): %s", model.bundle.path, model.version,
