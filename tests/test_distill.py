@@ -19,7 +19,7 @@ TINY_CONFIG = Path(__file__).parent / "data" / "tiny.yaml"
 
 
 def test_teacher_targets_mix_its_posteriors_with_the_label(tiny_bundle, tiny_dataset):
-    from kws_train.pipeline import CLIP, BatchMaker, Teacher
+    from kws_train.pipeline import CLIP, PARTIAL, BatchMaker, Teacher
 
     config = with_overrides(load_config(), {"words": TINY_WORDS})
     clips = load_audio(list_clips(tiny_dataset, TINY_WORDS, "training"), 16000, 16000)
@@ -27,10 +27,14 @@ def test_teacher_targets_mix_its_posteriors_with_the_label(tiny_bundle, tiny_dat
     teacher = Teacher(str(tiny_bundle), labels_for(TINY_WORDS), 0.25)
     maker = BatchMaker(clips.waves, clips.targets, frontend, Augmenter(config.train.augment, [], 16000),
                        0, 1, teacher=teacher)
-    x, y = maker(np.stack([np.arange(6), np.full(6, CLIP)], 1), np.array([0, 0, 0]))
+    kinds = np.array([CLIP, CLIP, PARTIAL, CLIP, CLIP, PARTIAL])
+    x, y = maker(np.stack([np.arange(6), kinds], 1), np.array([0, 0, 0]))
     own = load_bundle(tiny_bundle).classifier().predict(x)  # the teacher's view of this very batch
-    onehot = np.eye(len(own[0]))[clips.targets[:6]]
-    assert y.shape == own.shape and np.allclose(y, 0.25 * own + 0.75 * onehot, atol=1e-6)
+    labels = np.where(kinds == CLIP, clips.targets[:6], 1)  # partial words are _unknown_ (1)
+    onehot = np.eye(len(own[0]))[labels]
+    taught = kinds == CLIP
+    assert y.shape == own.shape and np.allclose(y[taught], 0.25 * own[taught] + 0.75 * onehot[taught], atol=1e-6)
+    assert np.array_equal(y[~taught], onehot[~taught])  # made-up negatives keep their label
     assert np.allclose(y.sum(1), 1, atol=1e-5)
     with pytest.raises(KwsError, match="labels"):
         Teacher(str(tiny_bundle), labels_for(["yes", "no"]), 0.5)

@@ -9,8 +9,10 @@ built in numpy inside ``tf.numpy_function`` (parallel map, prefetch) from a seed
 Validation and test features are computed once, without augmentation, and cached as arrays.
 
 Distillation (``train.teacher``): a trained bundle's float LiteRT model scores each augmented
-batch as the student sees it, and the target becomes ``distill_weight`` of its posteriors plus
-the rest of the one-hot label (soft targets, categorical cross-entropy). A teacher averaged
+dataset clip as the student sees it, and its target becomes ``distill_weight`` of those
+posteriors plus the rest of the one-hot label (soft targets, categorical cross-entropy). Rows
+made to be ``_unknown_`` (silence, partial words, negative windows, embedded commands, mined
+windows the teacher itself may fire on) keep their hard label. A teacher averaged
 from independently trained models (``kws_train.ensemble``) passes on what the average knows
 at the cost of one model at run time.
 """
@@ -101,11 +103,15 @@ class Teacher:
         self.weight, self.classes = weight, len(labels)
         self._local = threading.local()
 
-    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, y: np.ndarray, taught: np.ndarray) -> np.ndarray:
+        """Targets for features ``x`` with labels ``y``; rows not ``taught`` keep the label."""
         if not hasattr(self._local, "classifier"):
             self._local.classifier = self.bundle.classifier()
-        soft = self._local.classifier.predict(x)
-        return (self.weight * soft + (1 - self.weight) * np.eye(self.classes)[y]).astype(np.float32)
+        out = np.eye(self.classes, dtype=np.float32)[y]
+        if taught.any():
+            soft = self._local.classifier.predict(x[taught])
+            out[taught] = self.weight * soft + (1 - self.weight) * out[taught]
+        return out
 
 
 class BatchMaker:
@@ -147,7 +153,7 @@ class BatchMaker:
             else:
                 wave, y[row] = self.augmenter.waveform(self.waves[index], rng), self.targets[index]
             x[row] = self.augmenter.spectrogram(self.frontend.compute(wave), rng)
-        return (x, y) if self.teacher is None else (x, self.teacher(x, y))
+        return (x, y) if self.teacher is None else (x, self.teacher(x, y, rows[:, 1] == CLIP))
 
 
 def training_dataset(maker: BatchMaker, num_classes: int, clips_per_class: int, partials: int,
