@@ -55,6 +55,18 @@ def test_readme_example_runs_as_written_on_the_shipped_model(tmp_path, monkeypat
     assert all(abs(float(f[0]) - d["time"]) <= 0.01 for f, d in zip(found, before))
 
 
+def test_a_spotter_at_another_rate_resamples_to_the_same_detections():
+    # Spotter(sample_rate=44100) is given 44.1-kHz samples (resampled here by scipy, not by
+    # kws's soxr): it hears on the reference audio what the shipped model heard at 16 kHz.
+    from scipy.signal import resample_poly
+
+    at_44k = resample_poly(read_audio(reference.AUDIO, 16000), 441, 160).astype(np.float32)
+    spotter = Spotter(sample_rate=44100)
+    found = [{"time": d.time, "word": d.word, "score": d.score} for d in spotter.process(at_44k)]
+    assert spotter.sample_rate == 44100 and spotter.time == pytest.approx(len(at_44k) / 44100)
+    assert reference.changes(found, reference.expected("default").detections, reference.labels()) == []
+
+
 def test_readme_example_finds_the_spoken_words(spoken, tiny_bundle, tmp_path, monkeypatch, capsys):
     # The same code with the committed test model (the shipped model is not trained on espeak).
     spotter = functools.partial(tiny_spotter, tiny_bundle, thresholds=0.6)

@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 
 from conftest import run_kws
-from kws.live import Report
+from kws.live import Meter, Report
 from kws.detector import Detection
 from pulse import Lines, VirtualMic, pulse_server, virtual_mic  # noqa: F401 (a fixture)
 
@@ -150,8 +150,9 @@ def test_listen_detects_as_replay_of_the_same_file(virtual_mic, tiny_bundle, spo
 
 
 def test_sigterm_stops_listening_cleanly(virtual_mic, tiny_bundle):
-    # As a service manager stops it: exit 0 and the summary, like Ctrl-C.
-    proc = _kws(virtual_mic, "listen", "--model", str(tiny_bundle))
+    # As a service manager stops it: exit 0 and the summary, like Ctrl-C. Its output is a
+    # pipe, so --meter says why it draws nothing (tests/test_view.py: in a terminal).
+    proc = _kws(virtual_mic, "listen", "--meter", "--model", str(tiny_bundle))
     stderr = Lines(proc.stderr)
     try:
         stderr.wait_for("listening", timeout=60)
@@ -159,7 +160,9 @@ def test_sigterm_stops_listening_cleanly(virtual_mic, tiny_bundle):
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
-    assert re.fullmatch(r"kws: stopped after \d+\.\d s: 0 detections, 0 samples lost", stderr.close()[-1])
+    err = stderr.close()
+    assert "kws: no level meter: stdout is not a terminal" in err
+    assert re.fullmatch(r"kws: stopped after \d+\.\d s: 0 detections, 0 samples lost", err[-1])
 
 
 @pytest.mark.slow
@@ -240,3 +243,32 @@ def test_failing_exec_is_reported_not_fatal(capfd):
     assert datetime.fromisoformat(record.pop("clock")).tzinfo is not None  # wall clock, ISO 8601
     assert record == {"time": 1.0, "word": "up", "score": 0.8}
     assert "--exec command exited with status 3" in err
+
+
+def test_exec_never_waits_for_its_command(tmp_path, capfd):
+    # The detection is printed and the loop goes on while the command still runs: it started
+    # (it wrote `started`) and has not finished (no `done`) when detection() has returned.
+    started, done = tmp_path / "started", tmp_path / "done"
+    report = Report(command=f"touch {started}; sleep 30; touch {done}")
+    report.detection(Detection(1.0, "yes", 0.9))
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert started.exists() and not done.exists()
+    report.finish(grace=0)  # ended, as when kws stops
+    assert not done.exists() and "stopping 1 --exec command still running" in capfd.readouterr().err
+
+
+def test_meter_draws_the_level_of_what_arrived(capsys):
+    meter = Meter(RATE)
+    got = []
+    write = meter.tee(got.append)
+    # A sine of amplitude 0.1: RMS 0.0707, -23.0 dBFS, 37 dB above the meter's -60-dB floor:
+    # 37/60 of its 40 columns, 25 of them.
+    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(RATE // 10) / RATE)).astype(np.float32)
+    write(tone)
+    meter.draw()
+    assert got[0] is tone  # the detector still gets every block
+    assert capsys.readouterr().err == "\r  level  -23.0 dBFS  [" + "#" * 25 + "-" * 15 + "]"
+    meter.clear()
+    assert capsys.readouterr().err == "\r\033[K"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import soundfile as sf
 
 from conftest import run_kws
 from reference import AUDIO, REGENERATE, TOLERANCE, changes, expected, false_alarms, heard, labels
@@ -72,3 +73,22 @@ def test_a_lost_word_and_a_new_false_alarm_are_both_caught():
                                            f"{said[first].end:.2f} s ({said[first].source})"]
     assert changes(before + [noise], before, said) == [f"new false alarm: go at {noise['time']:.2f} s (0.99)"]
     assert changes([moved if d is hit else d for d in before], before, said) == []
+
+
+def test_eval_stream_scores_several_streams_as_one(tmp_path):
+    # The reference audio twice, the second copy under another name: a line per stream, and
+    # totals that add up; hits counted by the rule of tests/reference.py, not eval-stream's.
+    second = tmp_path / "again.flac"
+    second.write_bytes(AUDIO.read_bytes())
+    (tmp_path / "again.csv").write_text(AUDIO.with_suffix(".csv").read_text())
+    out = run_kws("eval-stream", "--wav", str(AUDIO), "--wav", str(second), "--json",
+                  "--plot", str(tmp_path / "tradeoff.png")).stdout
+    report = json.loads(out)
+    said = labels()
+    hits = len(heard(expected("default").detections, said))
+    commands = sum(lab.word in expected("default").thresholds for lab in said)
+    assert [(s["wav"], s["commands"], s["hits"]) for s in report["streams"]] == [
+        (str(AUDIO), commands, hits), (str(second), commands, hits)]
+    assert report["commands"] == 2 * commands and report["hits"] == 2 * hits
+    assert report["duration_s"] == pytest.approx(2 * sf.info(AUDIO).duration, abs=0.01)
+    assert (tmp_path / "tradeoff.png").stat().st_size > 0

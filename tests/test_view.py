@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kws.api import Spotter
@@ -175,3 +176,30 @@ def test_plain_lines_when_not_a_terminal(spoken, tmp_path):
 def test_bar():
     assert bar(0.5, 0.75, width=8) == "████·|··"  # filled up to the | = at the threshold
     assert bar(1.2, width=4) == "████" and bar(-1, width=4) == "····"
+
+
+@pytest.mark.slow
+def test_kws_listen_meter_in_a_real_terminal(virtual_mic, spoken, tmux, tmp_path):
+    audio, labels, _ = spoken
+    word = labels[0][0]
+    # The first word, then quiet noise for seconds: the meter is seen above its floor after it.
+    played = audio[:round((labels[0][2] + 1.0) * 16000)]
+    noise = 0.003 * np.random.default_rng(0).standard_normal(4 * 16000).astype(np.float32)
+    wav = tmp_path / "word.wav"
+    write_wav(wav, np.concatenate([played, noise]), 16000)
+    run_in_tmux(tmux, tmp_path, "listen", "--meter", "--model", DATA / "tiny_bundle", "--config",
+                DATA / "tiny.yaml", "--threshold", "0.6",
+                env=f"PULSE_SERVER={shlex.quote(virtual_mic.env['PULSE_SERVER'])}")
+    watch(tmux, "listening on")
+    virtual_mic.play(wav)
+
+    def detected_and_metered(screen: str) -> bool:
+        # The detection's line, and the meter's one line in place below it, above -60 dBFS.
+        levels = re.findall(r"level +(-?\d+\.\d) dBFS", screen)
+        return bool(re.search(rf"\d\d:\d\d:\d\d\.\d{{3}}  {word}  ", screen)) and len(levels) == 1 \
+            and float(levels[0]) > -60
+
+    watch(tmux, detected_and_metered, timeout=30)
+    tmux("send-keys", "-t", "view", "C-c")
+    final = watch(tmux, "EXIT ", timeout=20)[-1]
+    assert "EXIT 0" in final and final.count("dBFS") <= 1, final  # cleared at the end, never a trail
