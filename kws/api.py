@@ -7,6 +7,8 @@
     spotter = kws.Spotter()                  # the shipped model, config.yaml's defaults
     for d in spotter.process(samples):       # float32 or int16 mono at spotter.sample_rate
         print(d.time, d.word, d.score)
+    for d in spotter.flush():                # the stream ends: its last word is heard too
+        print(d.time, d.word, d.score)
     spotter.scores                           # latest smoothed score per word
     for d in spotter.listen():               # the microphone, as `kws listen`
         ...
@@ -15,7 +17,10 @@
 very stages ``kws listen`` and ``kws replay`` run, so the API detects exactly what the command
 line does. ``process`` pushes samples through the producer side (``write``) in pieces the
 ring buffer holds and drains them (``process``); detections do not depend on how the audio
-is cut into calls.
+is cut into calls. A word is reported about a second after it begins (once the window has
+heard all of it), so a word at the very end of the samples waits for more: ``flush`` ends the
+stream with a window of silence (``kws.detector.end_silence``) and returns what it completes,
+as ``kws replay`` does at the end of every file.
 
 Near misses: a word whose smoothed score rose to ``near_miss`` times its threshold or more
 and fell back without reaching its threshold is a ``NearMiss`` (its peak score and when it
@@ -37,13 +42,22 @@ import numpy as np
 
 from kws.audio.ring import RingBuffer
 from kws.bundle import load_bundle
-from kws.config import Config, load_config, with_overrides
+from kws.config import MAX_SAMPLE_RATE, Config, load_config, with_overrides
 from kws.detector import Detection, Detector, end_silence
+from kws.errors import KwsError
 from kws.posterior import with_thresholds
 from kws.resources import find_model
 from kws.units import block_samples
 
 LEVEL_FLOOR_DB = -90.0  # the input level reported for digital silence
+MIN_SAMPLE_RATE = 8000  # telephone speech; below it the model's band is gone, not resampled
+# Float samples reaching this are another scale (int16 values as float), never audio in [-1, 1];
+# a little over 1 (a float file's overs) still passes.
+FLOAT_LIMIT = 2.0
+
+
+class InputError(KwsError, ValueError):
+    """A bad argument or bad samples: a ``ValueError`` for Python callers, one line from the CLI."""
 
 
 @dataclass(frozen=True)
@@ -108,12 +122,14 @@ class Spotter:
     per word (``{"up": 0.9}``, laid over the config's and the bundle's) or one number for every
     word. ``sample_rate``: the rate of the samples you will pass (default: the model's;
     others are resampled). ``near_miss``: the fraction of a word's threshold its score must
-    reach to count as a near miss; ``on_near_miss`` is called with each.
+    reach to count as a near miss (above 0, below 1); ``on_near_miss`` is called with each.
+    A value out of range is an ``InputError`` (a ``ValueError``) naming it.
     """
 
     def __init__(self, model: str | Path | None = None, config: str | Path | Config | None = None,
                  thresholds: dict[str, float] | float | None = None, sample_rate: int | None = None,
                  near_miss: float = 0.5, on_near_miss: Callable[[NearMiss], object] | None = None):
+        _check_arguments(sample_rate, near_miss)
         config = config if isinstance(config, Config) else load_config(config)
         if model is not None:
             config = with_overrides(config, {"detector.model": str(Path(model).expanduser().resolve())})
@@ -121,7 +137,7 @@ class Spotter:
         # The one check of user thresholds, shared with --threshold (kws.posterior).
         self.config = with_thresholds(config, self.bundle.words, thresholds)
         self.model_rate = self.config.audio.sample_rate
-        self.sample_rate = sample_rate or self.model_rate
+        self.sample_rate = self.model_rate if sample_rate is None else int(sample_rate)
         self.near_miss = near_miss
         self.on_near_miss = on_near_miss
         self.near_misses: collections.deque[NearMiss] = collections.deque(maxlen=100)
@@ -187,6 +203,16 @@ class Spotter:
         self._samples += len(samples)
         return self._update(found, level_db(samples))
 
+    def flush(self) -> list[Detection]:
+        """End the stream: push one window of silence (``kws.detector.end_silence``) so that a
+        word at the very end of the samples, or a clip shorter than a window, is heard; return
+        the detections it completes. The silence counts in ``time``; call ``reset`` before an
+        unrelated stream."""
+        return self._flush().detections
+
+    def _flush(self) -> Update:
+        return self.feed(np.concatenate(list(end_silence(self.detector))))
+
     def _update(self, detections: list[Detection], level: float) -> Update:
         misses, self._new_near_misses = self._new_near_misses, []
         return Update(self.time, level, self.scores, self.thresholds, detections, misses)
@@ -196,8 +222,8 @@ class Spotter:
         """Audio blocks (a file, as ``kws.audio.files.read_blocks`` gives it) at ``rate``:
         one ``Update`` per ``every`` seconds of audio; with ``realtime``, at the pace a sound
         card would deliver them. Starts a new stream (time 0). With ``pad``, the stream ends
-        with a window of silence (``kws.detector.end_silence``, as ``kws replay``), so a last
-        word, or a clip shorter than a window, is heard."""
+        with ``flush`` (as ``kws replay``), so a last word, or a clip shorter than a window, is
+        heard."""
         rate = rate or self.sample_rate
         if self._samples or rate != self.detector.input_rate:  # a fresh detector is already at time 0
             self._use(rate)
@@ -215,9 +241,7 @@ class Spotter:
         if pending:
             yield self.feed(np.concatenate(pending))
         if pad:
-            silence = list(end_silence(self.detector))
-            if silence:
-                yield self.feed(np.concatenate(silence))  # digital silence: LEVEL_FLOOR_DB
+            yield self._flush()  # digital silence: LEVEL_FLOOR_DB
 
     def listen(self, device: int | str | None = None, duration: float | None = None) -> Iterator[Detection]:
         """Detections from the microphone as they come, as ``kws listen`` (``device``: index or
@@ -267,18 +291,33 @@ def _poll(spotter: Spotter, microphone, level: RingBuffer, duration: float | Non
         yield spotter._update(found, level_db(scratch[:n]))
 
 
+def _check_arguments(sample_rate, near_miss) -> None:
+    if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer))
+                                    or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE):
+        raise InputError(f"sample_rate must be a whole number of Hz from {MIN_SAMPLE_RATE} to "
+                         f"{MAX_SAMPLE_RATE}, got {sample_rate!r}")
+    if isinstance(near_miss, bool) or not isinstance(near_miss, (int, float)) or not 0 < near_miss < 1:
+        raise InputError(f"near_miss is a fraction of a word's threshold, above 0 and below 1, got {near_miss!r}")
+
+
 def as_float32(samples: np.ndarray) -> np.ndarray:
-    """Mono samples as float32 in [-1, 1]: int16 is scaled by 1/32768; float passes as is."""
+    """Mono samples as float32 in [-1, 1]: int16 is scaled by 1/32768; float passes as is, unless
+    it reaches ``FLOAT_LIMIT`` (``InputError``: such audio would never be heard as speech)."""
     samples = np.asarray(samples)
     if samples.ndim == 2 and 1 in samples.shape:
         samples = samples.reshape(-1)
     if samples.ndim != 1:
-        raise ValueError(f"expected mono samples (1-D), got shape {samples.shape}")
+        raise InputError(f"expected mono samples (1-D), got shape {samples.shape}")
     if samples.dtype == np.int16:
         return samples.astype(np.float32) / 32768.0
     if not np.issubdtype(samples.dtype, np.floating):
-        raise ValueError(f"expected float32 or int16 samples, got {samples.dtype}")
-    return samples.astype(np.float32, copy=False)
+        raise InputError(f"expected float32 or int16 samples, got {samples.dtype}")
+    samples = samples.astype(np.float32, copy=False)
+    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
+    if not peak < FLOAT_LIMIT:  # NaN too
+        raise InputError(f"float samples reach {peak:g}, far outside [-1, 1]: int16 values passed as "
+                         "float? pass them as int16, or divided by 32768")
+    return samples
 
 
 def level_db(samples: np.ndarray) -> float:

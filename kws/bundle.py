@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from kws.config import Config, FeatureConfig
+from kws.config import THRESHOLD_RANGE, Config, FeatureConfig, valid_threshold
 from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.labels import NON_WORDS, reportable  # noqa: F401  (NON_WORDS: re-exported)
@@ -208,8 +208,8 @@ def _parse_metadata(path: Path, meta_path: Path, meta) -> Bundle:
     for word, value in thresholds.items():
         if word not in labels or word in NON_WORDS:
             raise bad(f"thresholds: {word!r} is not one of the model's words")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise bad(f"thresholds.{word} must be a number between 0 and 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid_threshold(value):
+            raise bad(f"thresholds.{word} must be a number {THRESHOLD_RANGE}, got {value!r}")
         checked[word] = float(value)
     if meta.get("outputs", "probabilities") not in ("probabilities", "logits"):
         raise bad(f"'outputs' must be \"probabilities\" or \"logits\", got {meta['outputs']!r}")

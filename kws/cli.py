@@ -49,12 +49,20 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line as every other kws error (not the whole usage
+    first): ``kws: error: argument --threshold: up: 2 is not ... (see kws replay --help)``."""
+
+    def error(self, message: str):
+        self.exit(2, f"kws: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The ``kws`` parser. Given the command line, only the named command's module is imported
     (the others get an empty subparser): importing all ten cost ~0.1 s of every start-up."""
     chosen = _command_in(sys.argv[1:] if argv is None else argv)
     config_help = "config file laid over the defaults (config.yaml)"
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kws", description="Streaming, offline keyword spotting on Speech Commands words.")
     parser.add_argument("--config", metavar="FILE", help=config_help)
     # Also accepted after the command; SUPPRESS keeps an absent one from erasing `kws --config F cmd`.

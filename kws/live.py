@@ -222,16 +222,17 @@ class Report:
 
     def detection(self, detection: Detection) -> None:
         self.count += 1
+        print(self.line(detection), flush=True)
+        if self.command:
+            self._spawn(detection, self.clock(detection))
+
+    def line(self, detection: Detection) -> str:
+        """``kws listen``'s line for ``detection`` (also in ``--view`` off a terminal)."""
         clock = self.clock(detection)
         if self.json_lines:
             record = json.loads(format_detection(detection, as_json=True))
-            line = json.dumps({**record, "clock": clock.isoformat(timespec="milliseconds")})
-        else:
-            line = f"{clock:%H:%M:%S}.{clock.microsecond // 1000:03d}  {detection.word}  " \
-                   f"{detection.score:.2f}"
-        print(line, flush=True)
-        if self.command:
-            self._spawn(detection, clock)
+            return json.dumps({**record, "clock": clock.isoformat(timespec="milliseconds")})
+        return f"{clock:%H:%M:%S}.{clock.microsecond // 1000:03d}  {detection.word}  {detection.score:.2f}"
 
     def _spawn(self, detection: Detection, clock: datetime) -> None:
         self.reap()

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from kws.config import Config, PosteriorConfig, with_overrides
+from kws.config import THRESHOLD_RANGE, Config, PosteriorConfig, valid_threshold, with_overrides
 from kws.errors import KwsError
 from kws.labels import NON_WORDS
 from kws.units import ms_to_hops, ms_to_seconds
@@ -58,7 +58,7 @@ def with_thresholds(config: Config, words: list[str],
     every word of the model, or per word (``{"up": 0.9}``; the other words keep theirs).
 
     The one place ``--threshold`` (``kws.cli``) and ``Spotter(thresholds=...)`` (``kws.api``)
-    are checked: each in [0, 1], each word one of ``words`` (else a ``KwsError`` naming them)."""
+    are checked: each above 0 and at most 1, each word one of ``words`` (else a ``KwsError`` naming them)."""
     if given is None:
         return config
     if isinstance(given, (int, float)):
@@ -68,14 +68,14 @@ def with_thresholds(config: Config, words: list[str],
         raise KwsError(f"thresholds: {', '.join(unknown)} not among the model's words "
                        f"({', '.join(words)})")
     for word, value in given.items():
-        if not 0.0 <= float(value) <= 1.0:
-            raise KwsError(f"thresholds: {word}: {value} is not between 0 and 1")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid_threshold(value):
+            raise KwsError(f"thresholds: {word}: {value!r} is not {THRESHOLD_RANGE}")
     merged = {**config.posterior.thresholds, **{w: float(t) for w, t in given.items()}}
     return with_overrides(config, {"posterior.thresholds": merged})
 
 
 def parse_thresholds(text: str) -> dict[str, float] | float:
-    """``--threshold``: ``0.8`` (every word) or ``up=0.9,off=0.8`` (per word), each in [0, 1];
+    """``--threshold``: ``0.8`` (every word) or ``up=0.9,off=0.8`` (per word), each in (0, 1];
     ``ValueError`` with a one-line reason otherwise."""
     text = text.strip()
     if "=" not in text:
@@ -97,8 +97,8 @@ def _threshold_value(text: str, what: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"{what}: {text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise ValueError(f"{what}: {text} is not between 0 and 1")
+    if not valid_threshold(value):
+        raise ValueError(f"{what}: {text} is not {THRESHOLD_RANGE}")
     return value
 
 

@@ -18,7 +18,7 @@ import collections
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Iterable
+from typing import IO, Callable, Iterable
 
 from kws.api import LEVEL_FLOOR_DB, NearMiss, Update
 from kws.detector import Detection
@@ -99,12 +99,19 @@ def near_miss_line(m: NearMiss) -> str:
     return f"{m.time:9.3f}  {m.word:<8} {m.score:.3f}  near miss (threshold {m.threshold:.3f})"
 
 
+def replay_lines(update: Update) -> list[str]:
+    """An update's detections and near misses as ``kws replay`` prints them."""
+    return [*map(detection_line, update.detections), *map(near_miss_line, update.near_misses)]
+
+
 def view(updates: Iterable[Update], out: IO[str] | None = None, refresh_per_second: float = 8,
-         history: int = 6, title: str = "kws", force_terminal: bool | None = None) -> ViewState:
+         history: int = 6, title: str = "kws", force_terminal: bool | None = None,
+         lines: Callable[[Update], list[str]] = replay_lines) -> ViewState:
     """Draw ``updates`` until they end (or Ctrl-C, which propagates); return the final state.
 
     On a terminal the view is redrawn at most ``refresh_per_second`` times a second (and once
-    at the end, left on screen); elsewhere detections and near misses are printed as lines.
+    at the end, left on screen); elsewhere each update is printed as ``lines`` (the calling
+    command's own lines: ``kws replay``'s by default, ``kws listen`` passes its own).
     """
     from rich.console import Console
     from rich.live import Live
@@ -115,7 +122,7 @@ def view(updates: Iterable[Update], out: IO[str] | None = None, refresh_per_seco
     if not console.is_terminal:
         for update in updates:
             state.add(update)
-            for line in [*map(detection_line, update.detections), *map(near_miss_line, update.near_misses)]:
+            for line in lines(update):
                 print(line, file=out, flush=True)
         return state
     every = 1.0 / refresh_per_second

@@ -24,7 +24,7 @@ LATE = 1.0  # s after a word's speech ends that a detection of it still counts (
 @dataclass(frozen=True)
 class Expected:
     thresholds: dict[str, float]
-    detections: list[dict]  # {"time", "word", "score"}, as `kws replay --json` prints them
+    detections: list[dict]  # {"time", "word", "score"}, as `kws replay --json` prints them (less "file")
 
 
 def expected(name: str) -> Expected:

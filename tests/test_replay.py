@@ -25,7 +25,7 @@ def test_replay_finds_each_word_once_in_order_at_plausible_times(stream, tiny_bu
     found = replay_json(wav, tiny_bundle, "--threshold", "0.6")  # mid-range for the tiny model
     assert [d["word"] for d in found] == [word for word, _, _ in labels]
     for d, (word, start, end) in zip(found, labels):
-        assert set(d) == {"time", "word", "score"}
+        assert set(d) == {"file", "time", "word", "score"}  # the same keys for one file or many
         assert start < d["time"] <= end + 1.0, (d, word, start, end)
         assert 0 < d["score"] <= 1
 
@@ -68,7 +68,7 @@ def test_near_misses(stream, tiny_bundle):
     misses = [d for d in lines if d.get("near_miss")]
     assert {d["word"] for d in misses} >= {word for word, _, _ in labels}
     for d in misses:
-        assert set(d) == {"time", "word", "score", "threshold", "near_miss"}
+        assert set(d) == {"file", "time", "word", "score", "threshold", "near_miss"}
         assert 0.5 * 0.9999 <= d["score"] < d["threshold"] == 0.9999
     assert [d["time"] for d in misses] == sorted(d["time"] for d in misses)
     assert lines[-1] == {"file": str(wav), "detections": 0}  # near misses are no detections

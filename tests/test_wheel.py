@@ -95,7 +95,7 @@ def test_wheel_replays_with_the_shipped_model(installed):
     out = run(bin_dir / "kws", "replay", reference.AUDIO, "--json", cwd=work).stdout
     found = [json.loads(line) for line in out.splitlines()]
     assert reference.changes(found, reference.expected("default").detections, reference.labels()) == []
-    assert all(set(d) == {"time", "word", "score"} for d in found)
+    assert all(set(d) == {"file", "time", "word", "score"} for d in found)
 
 
 def test_wheel_names_the_fix_for_a_missing_model(installed):

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input device: index or part of its name (see `kws devices`; "
                              "default: audio.device in the config, else the system's default)")
     parser.add_argument("--json", action="store_true",
-                        help="one JSON object per detection on stdout, as `kws replay --json`")
+                        help='one JSON object per detection on stdout: {"time" (stream seconds), "word", '
+                             '"score", "clock" (wall-clock time, ISO 8601)}')
     parser.add_argument("--exec", metavar="CMD", dest="exec_command",
                         help="run CMD through the shell for each detection, with KWS_WORD, "
                              "KWS_SCORE and KWS_TIME in its environment (its output goes to "
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         f", resampled to {config.audio.sample_rate} Hz"
     note(f"input: {device}, {rate} Hz{resampled}")
     note(f"model: {bundle.path} ({'int8' if detector.int8 else 'float'}), hop {config.detector.hop_ms:g} ms")
-    note("words: " + ", ".join(f"{w} ({t:.2f})" for w, t in detector.thresholds.items()))
+    note("words: " + ", ".join(f"{w} ({t:.3f})" for w, t in detector.thresholds.items()))
     if args.view:
         return _view(spotter, device, args.duration)
     meter = Meter(rate) if args.meter and sys.stdout.isatty() else None
@@ -96,8 +97,9 @@ def _view(spotter, device, duration: float | None) -> int:
     from kws.view import view
 
     started = time.monotonic()
+    report = Report()  # off a terminal, listen's own lines (not replay's)
     with _stop_on_signals() as stop:
         state = view(spotter.listen_updates(device.index, duration, stop=stop),
-                     title=f"kws listen {device.name}")
+                     title=f"kws listen {device.name}", lines=lambda u: [*map(report.line, u.detections)])
     note(summary(time.monotonic() - started, state.count, spotter.detector, spotter.microphone))
     return 0

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         write_labels(csv, labels)
     commands = sum(lab.word in config.words for lab in labels)
     print(f"{args.out}: {len(audio) / rate / 60:.1f} min, {commands} command words, "
-          f"{len(labels) - commands} other clips or files, noise at {config.stream.snr_db:g} dB SNR"
-          + ("" if noises else " (no noise recordings: none added)"), file=sys.stderr)
+          f"{len(labels) - commands} other clips or files, "
+          + (f"noise at {config.stream.snr_db:g} dB SNR" if noises else "no background noise (--noise DIR adds some)"),
+          file=sys.stderr)
     return 0

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     add_detector_arguments(parser)
     parser.add_argument("--json", action="store_true",
-                        help='one JSON object per detection: {"time", "word", "score"}')
+                        help='one JSON object per detection: {"file", "time", "word", "score"}; a '
+                             'file without any: {"file", "detections": 0}')
     parser.add_argument("--realtime", action="store_true",
                         help="feed audio at the speed a sound card would (default: as fast as possible)")
     parser.add_argument("--view", action="store_true",
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
             count = view(updates, title=path).count
         else:
             count = 0
-            source = path if several else None
+            # JSON names the file every time (the same keys for one file or many); text only
+            # when there are several.
+            source = path if several or args.json else None
             for update in updates:
                 events = [*((d.time, 0, format_detection(d, args.json, source)) for d in update.detections),
                           *((m.time, 1, near_miss_line(m, args.json, source))

@@ -152,9 +152,11 @@ def _dataset_clips(root: Path, words: list[str], split: str, unknown_fraction: f
                 clips.add(path, folder.name, is_official(rel))
             else:
                 unknown.append(path)
-    if split != "training":
+    if split != "training" and clips.paths:
         # The official validation/test sets hold about unknown_fraction unknown clips; those of
         # official test speakers all stay, so their subset is the same whatever the fraction.
+        # With no clip of the model's words (an enrolled word) there is no share to keep: every
+        # other word's clip is scored as _unknown_, where such a model's false accepts show.
         keep = min(len(unknown), round(unknown_fraction * len(clips.paths)))
         rng = np.random.default_rng(seed)
         kept = set(rng.choice(len(unknown), keep, replace=False).tolist())
