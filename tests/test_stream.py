@@ -9,14 +9,21 @@ architecture that streams from random weights and check the same on the LiteRT g
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from kws.audio.files import read_audio
 from kws.bundle import load_bundle
 from kws.config import load_config, with_overrides
 from kws.detector import Detector, FeatureWindow, SampleSource, chunks, replay
 from kws.inference import Classifier, StreamingClassifier
 from kws.posterior import Posterior
+from reference import AUDIO, expected
 
 FLOAT_TOLERANCE = 1e-5
 # The int8 window model against the float stream: the cost of quantisation, not of streaming.
@@ -160,3 +167,28 @@ def test_models_that_cannot_stream_say_why(arch):
     # tcresnet here is the paper's (train.streamable: false): same padding from its first layer.
     with pytest.raises(NotStreamable, match="no streaming form|only valid|Bidirectional"):
         StreamingModel(logits_model(random_model(arch, streamable=False)), 2)
+
+
+@pytest.mark.train
+def test_python_m_kws_train_stream_remakes_a_bundles_twin(tiny_bundle, tmp_path):
+    # The README's command on a copy of the test bundle without its twin: the twin is made
+    # again, checked on real speech, and the copy then detects as the committed bundle does.
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    (copy / "model_stream.tflite").unlink()
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta.pop("stream")
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    assert not load_bundle(copy).metadata.get("stream")
+    result = subprocess.run([sys.executable, "-m", "kws_train.stream", str(copy), "--wav", str(AUDIO)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    stream = load_bundle(copy).metadata["stream"]
+    assert (copy / "model_stream.tflite").is_file() and stream["step"] == 2 and stream["max_diff"] < FLOAT_TOLERANCE
+    config = with_overrides(load_config(tiny_bundle.parent / "tiny.yaml"), {"detector.model": str(copy)})
+    detector = Detector.from_bundle(load_bundle(copy, config), config)
+    assert detector.step == 2  # the remade twin runs
+    found = [(d.word, round(d.time, 3)) for d in replay(detector, chunks(read_audio(AUDIO, 16000), 1600), pad=True)]
+    before = expected("tiny").detections
+    assert [w for w, _ in found] == [d["word"] for d in before]
+    assert all(abs(t - d["time"]) <= 0.02 for (_, t), d in zip(found, before))

@@ -159,3 +159,18 @@ def test_end_to_end_train_then_replay(trained_bundle, spoken):
     found = [json.loads(line)["word"] for line in result.stdout.splitlines()]
     assert found and set(found) <= set(TINY_WORDS)
     assert sum(word in found for word, _, _ in labels) >= len(set(w for w, _, _ in labels)) // 2
+
+
+def test_kws_train_resume_carries_on_after_the_last_epoch(trained_bundle, tiny_dataset, tmp_path):
+    # The README's `--resume`, from the command line: the finished run's workdir and one epoch
+    # more; it goes on from there (not from scratch) and the bundle counts every epoch once.
+    ran = load_bundle(trained_bundle).metadata["training"]["epochs_run"]
+    out = tmp_path / "more"
+    result = run_kws("train", "--config", str(TINY_CONFIG), "--data", str(tiny_dataset), "--out", str(out),
+                     "--workdir", str(trained_bundle.parent / "work"), "--threads", "1",
+                     "--epochs", str(ran + 1), "--resume", timeout=900)
+    assert f"resuming after epoch {ran} " in result.stdout, result.stdout
+    assert f"epoch {ran + 1}:" in result.stdout and "epoch 1:" not in result.stdout
+    training = load_bundle(out).metadata["training"]
+    assert training["epochs_run"] == ran + 1
+    assert [h["epoch"] for h in training["history"]] == list(range(1, ran + 2))
