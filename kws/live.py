@@ -97,7 +97,7 @@ def listen(detector: Detector, microphone: Microphone, report: Report,
         nonlocal started
         started = time.monotonic()
         report.start()
-        note(f"listening on {microphone.device} (Ctrl-C to stop)")
+        note(listening(microphone.device))
 
     try:
         with _stop_on_signals() as stop:
@@ -116,6 +116,11 @@ def listen(detector: Detector, microphone: Microphone, report: Report,
     finally:
         report.finish()
     note(summary(time.monotonic() - started, report.count, detector, microphone))
+
+
+def listening(device) -> str:
+    """The line that says listening has begun."""
+    return f"listening on {device} (Ctrl-C to stop)"
 
 
 def summary(seconds: float, count: int, detector: Detector, microphone: Microphone) -> str:

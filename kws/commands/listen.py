@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
 from kws.audio.microphone import Microphone, capture_rate, find_input_device
 from kws.cli import add_detector_arguments, add_model_argument, add_near_miss_argument, detector_setup
@@ -74,11 +76,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     spotter = Spotter(config=config, sample_rate=rate,
                       on_near_miss=near_miss_note if args.near_misses and not args.view else None)
     detector = spotter.detector
-    resampled = "" if rate == config.audio.sample_rate else \
-        f", resampled to {config.audio.sample_rate} Hz"
-    note(f"input: {device}, {rate} Hz{resampled}")
-    note(f"model: {bundle.path} ({'int8' if detector.int8 else 'float'}), hop {config.detector.hop_ms:g} ms")
-    note("words: " + ", ".join(f"{w} ({t:.3f})" for w, t in detector.thresholds.items()))
+    for line in header(device, rate, config, bundle.path, detector):
+        note(line)
     if args.view:
         return _view(spotter, device, args.duration)
     meter = Meter(rate) if args.meter and sys.stdout.isatty() else None
@@ -90,6 +89,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
     listen(detector, microphone, report, meter=meter, duration=args.duration,
            stall_seconds=config.audio.stall_seconds)
     return 0
+
+
+def header(device, rate: int, config: Config, model: Path, detector) -> list[str]:
+    """What ``kws listen`` says before it listens: the input, the model (relative to the working
+    folder when inside it), each word's threshold to three decimals (0.999 is not 1.00)."""
+    resampled = "" if rate == config.audio.sample_rate else f", resampled to {config.audio.sample_rate} Hz"
+    model = Path(os.path.relpath(model)) if Path(model).resolve().is_relative_to(Path.cwd().resolve()) else model
+    return [f"input: {device}, {rate} Hz{resampled}",
+            f"model: {model} ({'int8' if detector.int8 else 'float'}), hop {config.detector.hop_ms:g} ms",
+            "words: " + ", ".join(f"{w} ({t:.3f})" for w, t in detector.thresholds.items())]
 
 
 def _view(spotter, device, duration: float | None) -> int:
