@@ -129,6 +129,18 @@ def threshold_argument(text: str) -> dict[str, float] | float:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def count_argument(text: str) -> int:
+    """A whole number, 0 or more (``--seed``, ``--threads``): a negative one is an error here,
+    not a crash deep in numpy or TensorFlow after the work has begun."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_near_miss_argument(parser: argparse.ArgumentParser) -> None:
     """``--near-misses``: a word that came close to its threshold and fell back is reported."""
     parser.add_argument("--near-misses", action="store_true",

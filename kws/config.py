@@ -185,7 +185,7 @@ class TrainConfig(_Section):
     learning_rate: float = Pos
     warmup_epochs: int = Field(ge=0)
     patience: int = Field(ge=1)
-    seed: int
+    seed: int = Field(ge=0)         # numpy's generators take no negative seed
     init: str | None = None         # a bundle whose Keras model training starts from (fine-tuning)
     keep: Literal["best", "last"] = "best"  # weights kept: best validation epoch, or the last
     teacher: str | None             # a bundle whose posteriors the model also learns (distillation)

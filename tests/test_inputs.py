@@ -193,3 +193,13 @@ def test_make_stream_without_noise_says_so_once(tmp_path):
     sf.write(folder / "a-1.wav", (0.05 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32), RATE)
     result = run_kws("make-stream", "--negatives", str(folder), "--out", str(tmp_path / "n.wav"))
     assert "no background noise" in result.stderr and "SNR" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["enroll", "lamp", "--out", "m", "--seed", "-1"],
+                                     ["enroll", "lamp", "--out", "m", "--threads", "-1"],
+                                     ["train", "--data", ".", "--out", "m", "--threads", "-1"],
+                                     ["make-stream", "--negatives", ".", "--out", "n.wav", "--seed", "-1"]])
+def test_a_negative_seed_or_thread_count_is_one_line_before_any_work(command, tmp_path):
+    # Was a crash after the work began: numpy refuses negative seeds, TensorFlow negative threads.
+    assert "must be 0 or more" in _one_line_error(run_kws(*command, check=False, cwd=tmp_path))
+    assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,6 @@ the chosen thresholds go into the metadata.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 import numpy as np
@@ -24,6 +23,7 @@ from kws.bundle import Bundle, load_bundle, rewrite_metadata
 from kws.config import Config, load_config, with_overrides
 from kws.eval.scoring import Recording, record_stream, rescore, sweep
 from kws.eval.testaudio import labels_path, read_labels
+from kws.writes import to_json
 
 # Finer near 1: exported models give float posteriors (no int8 saturation), and the thresholds
 # that keep running speech quiet live there.
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
               "rule": f"lowest level with at most {args.errors} errors of that word on the streams",
               **result}
     rewrite_metadata(bundle, thresholds=thresholds, threshold_selection=report)
-    print(json.dumps({"thresholds": thresholds, **report}, indent=1))
+    print(to_json({"thresholds": thresholds, **report}, indent=1))  # strict JSON: NaN is null
 
 
 if __name__ == "__main__":

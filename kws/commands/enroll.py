@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from kws.bundle import check_bundle_target
-from kws.cli import debugging, require_extras
+from kws.cli import count_argument, debugging, require_extras
 from kws.config import Config
 from kws.errors import KwsError
 from kws.quiet import quiet_tensorflow
@@ -46,12 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune-epochs", type=int, metavar="N",
                         help="epochs fine-tuning the base model's last block with the head "
                              "(default: the budget's)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=count_argument, default=0)
     parser.add_argument("--base", metavar="DIR",
                         help="bundle whose trained layers are reused (default: detector.model)")
     parser.add_argument("--cache", metavar="DIR",
                         help="synthetic clip cache (default: a folder in the system temp dir)")
-    parser.add_argument("--threads", type=int, default=0, metavar="N",
+    parser.add_argument("--threads", type=count_argument, default=0, metavar="N",
                         help="TensorFlow threads (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

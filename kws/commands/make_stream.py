@@ -21,6 +21,7 @@ import sys
 import numpy as np
 
 from kws.audio.files import read_audio, write_wav
+from kws.cli import count_argument
 from kws.config import Config, with_overrides
 from kws.errors import KwsError
 from kws.writes import check_target, staged
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--official", action="store_true",
                         help="--data: only clips of the official test set's speakers (the root's "
                              "official_test_<split>_list.txt): the people keyword spotters are compared on")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=count_argument, default=0)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:

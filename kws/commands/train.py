@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from kws.bundle import check_bundle_target
-from kws.cli import debugging, require_extras
+from kws.cli import count_argument, debugging, require_extras
 from kws.config import ARCHITECTURES, Config, with_overrides
 from kws.errors import KwsError
 from kws.quiet import quiet_tensorflow
@@ -27,12 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{' | '.join(ARCHITECTURES)} (default: train.arch)")
     parser.add_argument("--epochs", type=int, metavar="N", help="default: train.epochs")
     parser.add_argument("--out", metavar="DIR", required=True, help="bundle directory to write")
-    parser.add_argument("--seed", type=int, help="default: train.seed")
+    parser.add_argument("--seed", type=count_argument, help="default: train.seed")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --workdir after its last finished epoch")
     parser.add_argument("--workdir", metavar="DIR",
                         help="checkpoints, logs and reports (default: runs/<name of --out>)")
-    parser.add_argument("--threads", type=int, default=0, metavar="N",
+    parser.add_argument("--threads", type=count_argument, default=0, metavar="N",
                         help="TensorFlow threads (default: all cores)")
 
 
