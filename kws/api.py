@@ -51,9 +51,10 @@ from kws.units import block_samples
 
 LEVEL_FLOOR_DB = -90.0  # the input level reported for digital silence
 MIN_SAMPLE_RATE = 8000  # telephone speech; below it the model's band is gone, not resampled
-# Float samples reaching this are another scale (int16 values as float), never audio in [-1, 1];
-# a little over 1 (a float file's overs) still passes.
-FLOAT_LIMIT = 2.0
+# Float samples reaching this (30 dB over full scale) are another scale: int16 values as float,
+# whose speech peaks in the thousands. Overs of a float file or a damaged MP3's decoder (4.3
+# seen) pass; int16 values this small are near-silence, where nothing is missed.
+FLOAT_LIMIT = 32.0
 
 
 class InputError(KwsError, ValueError):
