@@ -67,3 +67,18 @@ def test_kws_eval_prints_and_writes_the_official_scores(tmp_path, tiny_bundle):
     assert "official test speakers only" in out.stdout
     metrics = json.loads(out.stdout.strip().splitlines()[-1])
     assert metrics["official_test_speakers"]["n"] == metrics["data"]["official_clips"]
+
+
+def test_make_stream_official_takes_only_official_speakers(tmp_path):
+    root = fake_root(tmp_path)
+    out = tmp_path / "official.wav"
+    result = subprocess.run([sys.executable, "-m", "kws", "make-stream", "--data", str(root), "--official",
+                             "--minutes", "1", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    sources = {row.split(",")[3].strip() for row in (tmp_path / "official.csv").read_text().splitlines()[1:]}
+    assert sources and all(s.split("/")[-1][0] in "ab" for s in sources)
+    (root / "official_test_testing_list.txt").unlink()
+    refused = subprocess.run([sys.executable, "-m", "kws", "make-stream", "--data", str(root), "--official",
+                              "--out", str(tmp_path / "x.wav")], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "official_test_testing_list.txt" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.wav").exists()

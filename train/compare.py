@@ -58,7 +58,8 @@ def compare(model: str, data: str, split: str, commands: list[str], negatives: l
                       "official_accuracy": official.get("accuracy"),
                       "official_balanced": official.get("balanced_accuracy"),
                       "official_recall": {k: v["recall"] for k, v in official.get("per_class", {}).items()}},
-            "own_thresholds": {name: {"hit_rate": s["hit_rate"], "false_alarms": s["false_alarms"]}
+            "own_thresholds": {name: {"hit_rate": s["hit_rate"], "false_alarms": s["false_alarms"],
+                                      "latency_median_s": s["latency_median_s"]}
                                for name, s in at_own.items()},
             "one_threshold": {"level": level, "fa_per_hour_limit": fa_per_hour, "hit_rate": at_level}}
 
@@ -67,10 +68,12 @@ def line(row: dict) -> str:
     c = row["clips"]
     pct = lambda v: "  -  " if v is None or v != v else f"{100 * v:5.1f}"  # noqa: E731
     own = "  ".join(f"{name} {pct(s['hit_rate'])}/{s['false_alarms']}" for name, s in row["own_thresholds"].items())
+    latency = next(iter(row["own_thresholds"].values()))["latency_median_s"]
     one = row["one_threshold"]
     hits = "  ".join(f"{name} {pct(v)}" for name, v in one["hit_rate"].items())
     return (f"{row['model']}\n  clips: official {pct(c['official_accuracy'])} (bal {pct(c['official_balanced'])}), "
-            f"all {pct(c['accuracy'])} (bal {pct(c['balanced'])})\n  own thresholds (hits %/false alarms): {own}\n"
+            f"all {pct(c['accuracy'])} (bal {pct(c['balanced'])})\n  own thresholds (hits %/false alarms): {own}; "
+            f"median latency {1000 * latency:.0f} ms\n"
             f"  one threshold {one['level']:.3f} (<= {one['fa_per_hour_limit']:g} FA/h on negatives): {hits}")
 
 
