@@ -127,7 +127,7 @@ def test_listen_detects_as_replay_of_the_same_file(virtual_mic, tiny_bundle, spo
         proc.kill()
     err = [line for line in stderr.close() if not line.startswith("kws-test:")]
     print(f"start-up {listening - launched:.2f} s\n" + "\n".join(err) + "\n" + out)
-    assert "kws: words: yes (0.70), no (0.70), up (0.70), stop (0.70)" in err
+    assert "kws: words: yes (0.700), no (0.700), up (0.700), stop (0.700)" in err
     live = [json.loads(line) for line in out.splitlines()]
     assert [d["word"] for d in live] == words, (out, err)
     assert re.fullmatch(r"kws: stopped after \d+\.\d s: 4 detections, 0 samples lost", err[-1])
