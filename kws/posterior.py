@@ -61,8 +61,10 @@ def with_thresholds(config: Config, words: list[str],
     are checked: each above 0 and at most 1, each word one of ``words`` (else a ``KwsError`` naming them)."""
     if given is None:
         return config
-    if isinstance(given, (int, float)):
-        given = {w: float(given) for w in words}
+    if isinstance(given, (int, float)) and not isinstance(given, bool):  # True is no threshold
+        given = {w: given for w in words}
+    if not isinstance(given, dict):
+        raise KwsError(f"thresholds: a number or a dict of word: number, got {given!r}")
     unknown = sorted(set(given) - set(words))
     if unknown:
         raise KwsError(f"thresholds: {', '.join(unknown)} not among the model's words "

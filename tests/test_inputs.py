@@ -54,8 +54,8 @@ def test_a_bad_threshold_is_one_line(value, tmp_path, tiny):
 
 def test_a_threshold_of_zero_is_refused_by_the_api(tiny_bundle):
     # At 0 the first word to fire never re-arms: one detection, then nothing, whatever is said.
-    for thresholds in (0, {"up": 0.0}):
-        with pytest.raises(KwsError, match="not between 0 and 1"):
+    for thresholds in (0, {"up": 0.0}, True, {"up": True}):
+        with pytest.raises(KwsError, match="not between 0 and 1|a number or a dict"):
             _spotter(tiny_bundle, thresholds=thresholds)
 
 
