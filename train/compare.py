@@ -20,7 +20,6 @@ re-decided on the recording.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from kws.config import load_config, with_overrides
 from kws.eval.clips import evaluate_bundle, evaluation_audio
 from kws.eval.scoring import record_stream, rescore, sweep
 from kws.eval.testaudio import labels_path, read_labels
+from kws.writes import to_json, write_text
 from kws_train.thresholds import LEVELS
 
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                             args.config))
         print(line(rows[-1]), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        write_text(args.json, to_json(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

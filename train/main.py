@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import tensorflow as tf
 from kws.bundle import load_bundle
 from kws.config import Config
 from kws.errors import KwsError
+from kws.writes import to_json
 from kws.features import FrontEnd
 from kws.units import ms_to_samples
 from kws_train import export
@@ -224,7 +224,7 @@ def finish(model: keras.Model, prep: Prepared, config: Config, out: str | Path, 
     plot_confusion(metrics[shown], reports[-2], f"{training['arch']}, {shown} split: accuracy "
                    f"{100 * metrics[shown]['accuracy']:.1f}%, balanced "
                    f"{100 * metrics[shown]['balanced_accuracy']:.1f}%")
-    reports[-1].write_text(json.dumps(metrics, indent=1) + "\n")
+    reports[-1].write_text(to_json(metrics, indent=1) + "\n")
     summary = {"root": str(prep.data.resolve()), "training": prep.train_summary,
                "validation": prep.val.summary, "testing": test.summary,
                "noise_files": len(prep.noises), "noise_skipped": prep.noise_skipped}

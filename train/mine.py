@@ -15,7 +15,6 @@ next training round (``train.negatives.sources`` with ``holdout: 0``; recipe
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from kws.bundle import load_bundle
 from kws.config import load_config, with_overrides
 from kws.data.negatives import audio_files
 from kws.eval.scoring import record_stream
+from kws.writes import to_json
 
 
 def peaks(times: np.ndarray, scores: np.ndarray, threshold: float) -> list[tuple[float, float, int]]:
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="config laid over the defaults")
     args = parser.parse_args(argv)
     summary = mine(args.model, args.audio, Path(args.out), args.threshold, args.config)
-    (Path(args.out) / "mined.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps(summary), file=sys.stdout)
+    (Path(args.out) / "mined.json").write_text(to_json(summary, indent=1) + "\n")
+    print(to_json(summary), file=sys.stdout)
 
 
 if __name__ == "__main__":
