@@ -6,8 +6,9 @@ no test waits for a training run. Only ``tests/test_train.py`` trains (marked ``
 
 Markers (see pyproject.toml): ``train`` needs TensorFlow; ``espeak`` and ``pulse`` need
 espeak-ng and PulseAudio and are skipped, with the reason, where the tool is missing. Tests get
-``espeak`` or ``pulse`` from the fixtures they use (``spoken``, ``tiny_dataset``;
-``virtual_mic``), and ``speech.speak`` skips a test that calls espeak-ng where it is missing.
+``espeak`` or ``pulse`` from the fixtures they use (``tiny_dataset``; ``virtual_mic``), and
+``speech.speak`` skips a test that calls espeak-ng where it is missing. The ``spoken`` stream is
+committed audio (``tests/spoken.py``), so the words it expects do not depend on espeak-ng.
 CI installs everything and must skip nothing: with ``KWS_SKIP_REPORT`` set, every skipped test
 and its reason are written to that file, which ``.ci/run`` checks.
 The fast tier, ``pytest -m "not train"``, never imports TensorFlow.
@@ -34,7 +35,7 @@ TINY_WORDS = ["yes", "no", "up", "stop"]
 TINY_UNKNOWN = ["bird", "house"]
 
 # marker -> (fixtures that imply it, tools it needs)
-NEEDS = {"espeak": ({"spoken", "tiny_dataset"}, [("espeak-ng", "espeak-ng")]),
+NEEDS = {"espeak": ({"tiny_dataset"}, [("espeak-ng", "espeak-ng")]),
          "pulse": ({"virtual_mic"}, [("pulseaudio", "pulseaudio"), ("paplay", "pulseaudio-utils"),
                                      ("pactl", "pulseaudio-utils")])}
 
@@ -82,7 +83,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def spoken(tmp_path_factory):
-    """``(audio, [(word, start_s, end_s)], wav path)``: TINY_WORDS by voices the tiny model never heard."""
+    """``(audio, [(word, start_s, end_s)], wav path)``: TINY_WORDS by voices the tiny model never heard
+    (committed: ``tests/data/spoken.flac``)."""
     return spoken_stream(tmp_path_factory.mktemp("spoken"))
 
 
