@@ -120,6 +120,7 @@ def test_out_that_is_not_a_bundle_is_one_line(tmp_path):
 
 
 @pytest.mark.espeak
+@pytest.mark.train  # kws enroll loads TensorFlow before it reads the recordings
 def test_recordings_without_audio_is_one_line(tmp_path):
     folder = tmp_path / "takes"
     folder.mkdir()
@@ -131,6 +132,7 @@ def test_recordings_without_audio_is_one_line(tmp_path):
 
 
 @pytest.mark.espeak
+@pytest.mark.train  # kws enroll loads TensorFlow before it speaks the word
 def test_word_the_engines_cannot_say_is_one_line(tmp_path):
     # Spelt out letter by letter, it lasts far over a second in every voice.
     message = _error(run_kws("enroll", "qxqxqxqxqxqxqxqxqxqxq", "--out", str(tmp_path / "m"),
