@@ -21,9 +21,10 @@ APT_TEST := $(APT_RUNTIME) espeak-ng sox pulseaudio pulseaudio-utils libasound2-
 listen: install-runtime
 	$(PY) -m kws listen
 
-# The README's test command: the whole suite (`$(PY) -m pytest -m "not train"` is the fast tier).
+# The README's test command: the whole suite on two processes (pytest-xdist; tests synchronise
+# on events, not on time, so they share the machine); `-m "not train"` is the fast tier.
 test: install-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 lint: install-test
 	$(VENV)/bin/ruff check .
