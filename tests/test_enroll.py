@@ -149,3 +149,37 @@ def test_near_words_are_near_but_not_the_word():
     assert "computer" not in near and all(sounds(w) != sounds("computer") for w in near)
     assert "komputer" not in near and len(near) >= 8
     assert {"hey", "kws"} <= set(near_words("hey kws"))
+
+
+@pytest.mark.train
+@pytest.mark.espeak
+def test_with_commands_keeps_the_ten_commands_in_the_bundle(tmp_path):
+    # A dataset of the ten commands spoken by espeak-ng voices stands in for Speech Commands.
+    from kws.labels import SILENCE, UNKNOWN
+    from speech import make_dataset
+
+    commands = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+    data = make_dataset(tmp_path / "sc", commands, ["bird", "house"], n_voices=12)
+    out = tmp_path / "m"
+    run_kws("enroll", WORD, "--with-commands", "--data", str(data), "--out", str(out), "--engines", "espeak",
+            "--budget", "tiny", "--base", str(BASE), "--cache", str(tmp_path / "cache"), "--no-progress",
+            "--threads", "2", cwd=tmp_path, timeout=900)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["labels"] == [SILENCE, UNKNOWN, WORD, *commands]
+    assert set(meta["thresholds"]) == {WORD, *commands}
+    # Said by voices it never trained on, the new word and the commands are both heard.
+    items = [(WORD, *voice) for voice in HELD_OUT] + [(word, *HELD_OUT[i]) for i, word in
+                                                       enumerate(["stop", "go", "yes", "down"])]
+    wav, labels = _stream(items, tmp_path)
+    replayed = run_kws("replay", str(wav), "--model", str(out), "--json").stdout
+    found = [json.loads(line) for line in replayed.splitlines()]
+    heard = {text for d in found for text, start, end in labels if start < d["time"] <= end + 1.0 and d["word"] == text}
+    assert WORD in heard and heard & {"stop", "go", "yes", "down"}, (found, labels)
+
+
+def test_with_commands_refuses_a_command_and_a_missing_folder(tmp_path):
+    assert "already one of the ten commands" in _error(run_kws(
+        "enroll", "stop", "--with-commands", "--data", str(tmp_path), "--out", str(tmp_path / "m"), check=False))
+    # (Without --data it takes ../shared/speech_commands where that exists: a folder that does not.)
+    assert _error(run_kws("enroll", WORD, "--with-commands", "--data", str(tmp_path / "none"), "--out",
+                          str(tmp_path / "m"), check=False)) == f"kws: error: {tmp_path / 'none'}: no such folder"
