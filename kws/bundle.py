@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from kws.config import THRESHOLD_RANGE, Config, FeatureConfig, valid_threshold
+from kws.config import MAX_SPAN_MS, THRESHOLD_RANGE, Config, FeatureConfig, valid_threshold
 from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.labels import NON_WORDS, reportable  # noqa: F401  (NON_WORDS: re-exported)
@@ -54,6 +54,8 @@ class Bundle:
     feature_config: FeatureConfig  # the front end the model was trained on
     thresholds: dict[str, float] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    # The posterior smoothing its thresholds were chosen with (kws_train.thresholds); None: the config's.
+    smoothing_ms: float | None = None
 
     @property
     def words(self) -> list[str]:
@@ -213,8 +215,13 @@ def _parse_metadata(path: Path, meta_path: Path, meta) -> Bundle:
         checked[word] = float(value)
     if meta.get("outputs", "probabilities") not in ("probabilities", "logits"):
         raise bad(f"'outputs' must be \"probabilities\" or \"logits\", got {meta['outputs']!r}")
+    smoothing = meta.get("smoothing_ms")
+    if smoothing is not None and (isinstance(smoothing, bool) or not isinstance(smoothing, (int, float))
+                                  or not 0 <= smoothing <= MAX_SPAN_MS):
+        raise bad(f"'smoothing_ms' must be a number of milliseconds from 0 to {MAX_SPAN_MS:g}, got {smoothing!r}")
     return Bundle(path=path, labels=list(labels), sample_rate=rate, clip_seconds=float(clip),
-                  feature_config=features, thresholds=checked, metadata=meta)
+                  feature_config=features, thresholds=checked, metadata=meta,
+                  smoothing_ms=None if smoothing is None else float(smoothing))
 
 
 def check_compatible(bundle: Bundle, config: Config) -> None:

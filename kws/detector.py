@@ -199,7 +199,7 @@ class Detector:
         if shape != expected or classifier.num_classes != len(bundle.labels):
             raise BundleError(f"{bundle.path}: model takes {shape} -> {classifier.num_classes} "
                               f"classes, but the bundle describes {expected} -> {len(bundle.labels)}")
-        posterior = Posterior.from_config(bundle.labels, bundle.thresholds, config)
+        posterior = Posterior.from_config(bundle.labels, bundle.thresholds, config, bundle.smoothing_ms)
         return cls(source, window, classifier, posterior, int8=int8)
 
     @property

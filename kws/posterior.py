@@ -41,6 +41,14 @@ from kws.labels import NON_WORDS
 from kws.units import ms_to_hops, ms_to_seconds
 
 
+def smoothing_ms(config: Config, bundle_smoothing_ms: float | None) -> float:
+    """The smoothing a detector uses: the user's ``posterior.smoothing_ms`` (a config file or a
+    flag set it), else the one the bundle's thresholds were chosen with, else the default."""
+    if bundle_smoothing_ms is None or config.user_set("posterior.smoothing_ms"):
+        return config.posterior.smoothing_ms
+    return bundle_smoothing_ms
+
+
 def word_thresholds(words: list[str], bundle_thresholds: dict[str, float],
                     config: PosteriorConfig) -> dict[str, float]:
     """Each reportable word's threshold: config per-word, then the bundle's, then the default."""
@@ -164,11 +172,15 @@ class Posterior:
 
     @classmethod
     def from_config(cls, labels: list[str], bundle_thresholds: dict[str, float],
-                    config: Config) -> "Posterior":
+                    config: Config, bundle_smoothing_ms: float | None = None) -> "Posterior":
+        """The config's posterior for a model whose bundle chose ``bundle_thresholds`` (and
+        ``bundle_smoothing_ms``, the smoothing they were chosen with): the user's own settings
+        win, then the bundle's, then the defaults."""
         words = [label for label in labels if label not in NON_WORDS]
         post = config.posterior
         return cls(labels, word_thresholds(words, bundle_thresholds, post),
-                   ms_to_hops(post.smoothing_ms, config.detector.hop_ms), ms_to_seconds(post.refractory_ms))
+                   ms_to_hops(smoothing_ms(config, bundle_smoothing_ms), config.detector.hop_ms),
+                   ms_to_seconds(post.refractory_ms))
 
     def update(self, probs: np.ndarray, time: float) -> tuple[str, float] | None:
         """Feed one hop; return ``(word, smoothed score)`` if a word fires at ``time``."""

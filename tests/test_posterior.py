@@ -103,3 +103,30 @@ def test_from_config_uses_hop_for_smoothing_and_seconds_for_refractory():
     assert len(post.smoother._history) == 5
     assert post.trigger.refractory == pytest.approx(0.6)
     assert np.isinf(post.trigger.thresholds[:2]).all()
+
+
+def test_smoothing_the_bundle_chose_with_its_thresholds_unless_the_user_sets_one(tmp_path, tiny_bundle):
+    import json
+    import shutil
+
+    from kws.bundle import BundleError, load_bundle
+    from kws.detector import Detector
+
+    config = with_overrides(load_config(), {"detector.hop_ms": 10})
+    assert config.posterior.smoothing_ms == 250  # the default (not set by the user)
+    assert Posterior.from_config(LABELS, {}, config, bundle_smoothing_ms=500).smoother._history.shape[0] == 50
+    user = with_overrides(config, {"posterior.smoothing_ms": 100})
+    assert Posterior.from_config(LABELS, {}, user, bundle_smoothing_ms=500).smoother._history.shape[0] == 10
+    assert Posterior.from_config(LABELS, {}, config).smoother._history.shape[0] == 25
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    (copy / "metadata.json").write_text(json.dumps({**meta, "smoothing_ms": 400}))
+    bundle = load_bundle(copy)
+    tiny = with_overrides(load_config(), {"words": bundle.words, "detector.hop_ms": 20})
+    assert bundle.smoothing_ms == 400
+    assert Detector.from_bundle(bundle, tiny).posterior.smoother._history.shape[0] == 20
+    (copy / "metadata.json").write_text(json.dumps({**meta, "smoothing_ms": -1}))
+    with pytest.raises(BundleError, match="smoothing_ms"):
+        load_bundle(copy)

@@ -29,4 +29,5 @@ def test_thresholds_from_a_validation_stream(tiny_bundle, tiny_dataset, tmp_path
     assert all(0.5 <= t < 1 for t in loaded.thresholds.values())
     assert loaded.metadata["threshold_selection"]["false_alarms"] == report["false_alarms"]
     assert report["streams"] == [str(wav), str(negatives)]
+    assert loaded.smoothing_ms == 250  # the config's: the thresholds hold for it, and the bundle says so
     assert {p.name for p in bundle.iterdir()} == {p.name for p in tiny_bundle.iterdir()}

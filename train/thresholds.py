@@ -6,8 +6,10 @@ running speech of readers training never heard, other words). Each is replayed o
 the real ``Detector``, recording the smoothed posteriors of every hop; each word's threshold is
 then the lowest level at which that word alone makes at most ``--errors`` errors (default 0) on
 all of them together (false alarms on the negatives or other words, firing on another command
-word), so the words' false alarms stay near zero per hour on real speech. The choice and the streams' score with
-the chosen thresholds go into the metadata.
+word), so the words' false alarms stay near zero per hour on real speech. The choice, the
+posterior smoothing it was made with (``--config``'s ``posterior.smoothing_ms``: thresholds hold
+for that smoothing, so the runtime uses it unless the user sets another) and the streams' score
+with the chosen thresholds go into the metadata.
 
     python -m kws_train.thresholds --model models/default --wav val.wav --wav speech.wav
 """
@@ -23,6 +25,7 @@ from kws.bundle import Bundle, load_bundle, rewrite_metadata
 from kws.config import Config, load_config, with_overrides
 from kws.eval.scoring import Recording, record_stream, rescore, sweep
 from kws.eval.testaudio import labels_path, read_labels
+from kws.posterior import smoothing_ms
 from kws.writes import to_json
 
 # Finer near 1: exported models give float posteriors (no int8 saturation), and the thresholds
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     report = {"streams": args.wav, "minutes": round(sum(r.duration for r in recordings) / 60, 1),
               "rule": f"lowest level with at most {args.errors} errors of that word on the streams",
               **result}
-    rewrite_metadata(bundle, thresholds=thresholds, threshold_selection=report)
+    # The thresholds hold for the smoothing they were chosen with: the bundle keeps both.
+    rewrite_metadata(bundle, thresholds=thresholds, smoothing_ms=smoothing_ms(config, bundle.smoothing_ms),
+                     threshold_selection=report)
     print(to_json({"thresholds": thresholds, **report}, indent=1))  # strict JSON: NaN is null
 
 
