@@ -103,7 +103,7 @@ class DetectorConfig(_Section):
 
 
 class PosteriorConfig(_Section):
-    smoothing_ms: float = Field(ge=0, le=MAX_SPAN_MS)
+    smoothing_ms: float | None = Field(ge=0, le=MAX_SPAN_MS)  # None: the bundle's (kws.posterior.smoothing_ms)
     threshold: float = Threshold
     thresholds: dict[str, float] = {}
     refractory_ms: float = Field(ge=0, le=MAX_SPAN_MS)

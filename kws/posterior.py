@@ -41,12 +41,16 @@ from kws.labels import NON_WORDS
 from kws.units import ms_to_hops, ms_to_seconds
 
 
+# The smoothing of a model whose bundle does not say which its thresholds were chosen with.
+FALLBACK_SMOOTHING_MS = 250.0
+
+
 def smoothing_ms(config: Config, bundle_smoothing_ms: float | None) -> float:
-    """The smoothing a detector uses: the user's ``posterior.smoothing_ms`` (a config file or a
-    flag set it), else the one the bundle's thresholds were chosen with, else the default."""
-    if bundle_smoothing_ms is None or config.user_set("posterior.smoothing_ms"):
+    """The smoothing a detector uses: ``posterior.smoothing_ms`` where the config sets one, else
+    the one the bundle's thresholds were chosen with (they hold for it), else 250 ms."""
+    if config.posterior.smoothing_ms is not None:
         return config.posterior.smoothing_ms
-    return bundle_smoothing_ms
+    return FALLBACK_SMOOTHING_MS if bundle_smoothing_ms is None else bundle_smoothing_ms
 
 
 def word_thresholds(words: list[str], bundle_thresholds: dict[str, float],

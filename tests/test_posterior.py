@@ -113,11 +113,11 @@ def test_smoothing_the_bundle_chose_with_its_thresholds_unless_the_user_sets_one
     from kws.detector import Detector
 
     config = with_overrides(load_config(), {"detector.hop_ms": 10})
-    assert config.posterior.smoothing_ms == 250  # the default (not set by the user)
+    assert config.posterior.smoothing_ms is None  # by default: the bundle's
     assert Posterior.from_config(LABELS, {}, config, bundle_smoothing_ms=500).smoother._history.shape[0] == 50
+    assert Posterior.from_config(LABELS, {}, config).smoother._history.shape[0] == 25  # a bundle that says none: 250
     user = with_overrides(config, {"posterior.smoothing_ms": 100})
     assert Posterior.from_config(LABELS, {}, user, bundle_smoothing_ms=500).smoother._history.shape[0] == 10
-    assert Posterior.from_config(LABELS, {}, config).smoother._history.shape[0] == 25
 
     copy = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, copy)
