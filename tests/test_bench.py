@@ -129,3 +129,24 @@ def test_bench_peers_without_any_peer_is_one_line(tiny_bundle, tmp_path):
     assert result.stderr.strip().splitlines() == [
         "kws: error: --peers: neither microWakeWord nor openWakeWord is installed: "
         "pip install 'kws[peers]' (or pip install pymicro-wakeword)"]
+
+
+def test_live_cpu_ends_when_the_hop_is_not_a_whole_number_of_blocks(tiny_bundle):
+    """At a 30-ms hop and 10-ms blocks, 0.35 s of audio leaves 80 samples no hop takes: the
+    measurement still ends (it waited for them forever once)."""
+    import threading
+
+    import numpy as np
+
+    from kws.bundle import load_bundle
+    from kws.config import load_config, with_overrides
+    from kws.eval.bench import measure_live_cpu
+
+    bundle = load_bundle(tiny_bundle)
+    config = with_overrides(load_config(tiny_bundle.parent / "tiny.yaml"), {"detector.hop_ms": 30})
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        measure_live_cpu(bundle, config, np.zeros(5600, np.float32))), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and result["lost_samples"] == 0

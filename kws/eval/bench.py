@@ -122,7 +122,9 @@ def measure_live_cpu(bundle: Bundle, config: Config, audio: np.ndarray) -> dict:
     cpu, wall = time.process_time(), time.perf_counter()
     producer = threading.Thread(target=produce)
     producer.start()
-    while not done.is_set() or len(detector.source.ring):
+    # Until the producer is done and less than a hop is left: a hop that is not a whole number of
+    # blocks leaves a few samples that no hop will ever take.
+    while not done.is_set() or detector.ready():
         if detector.wait(0.05):
             detector.process()
     producer.join()
