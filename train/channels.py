@@ -30,6 +30,7 @@ import soxr
 from scipy import signal
 
 from kws.audio.files import read_audio, write_wav
+from kws.config import load_config
 from kws.data.noise import rms
 from kws.data.speech_commands import fit_length
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--room", type=float, metavar="RT60", help="reverberation time in seconds")
     parser.add_argument("--seed", type=int, default=1000, help="room seed (training uses others)")
     args = parser.parse_args(argv)
-    rate = 16000
+    rate = load_config().audio.sample_rate
     wave = read_audio(args.input, rate)
     if args.room:
         wave = reverberate(wave, room_impulse(args.room, np.random.default_rng(args.seed), rate))
