@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 import soxr
@@ -33,6 +32,8 @@ from kws.audio.files import read_audio, write_wav
 from kws.config import load_config
 from kws.data.noise import rms
 from kws.data.speech_commands import fit_length
+from kws.eval.testaudio import labels_path
+from kws.writes import staged
 
 NARROW_RATE = 8000
 
@@ -131,16 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--room", type=float, metavar="RT60", help="reverberation time in seconds")
     parser.add_argument("--seed", type=int, default=1000, help="room seed (training uses others)")
     args = parser.parse_args(argv)
+    labels = labels_path(args.input)
+    if not labels.is_file():
+        parser.error(f"{labels}: no labels beside {args.input} (kws make-stream writes them)")
     rate = load_config().audio.sample_rate
     wave = read_audio(args.input, rate)
     if args.room:
         wave = reverberate(wave, room_impulse(args.room, np.random.default_rng(args.seed), rate))
     if args.narrowband:
         wave = narrowband(wave, rate, args.telephone)
-    write_wav(args.output, np.clip(wave, -1, 1), rate)
-    labels = Path(args.input).with_suffix(".csv")
-    if labels.is_file():
-        shutil.copyfile(labels, Path(args.output).with_suffix(".csv"))
+    # Both complete, or neither replaced, as kws make-stream writes a stream and its labels.
+    with staged(args.output) as wav, staged(labels_path(args.output)) as csv:
+        write_wav(wav, np.clip(wave, -1, 1), rate)
+        shutil.copyfile(labels, csv)
     return 0
 
 
