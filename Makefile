@@ -1,6 +1,8 @@
 # The two set-up commands of the README. Each installs what it needs, then runs.
 #   make listen   system audio library + the runtime (no TensorFlow), then `kws listen`
 #   make test     everything for training and the tests, then the test suite
+#   make voices   every speech engine and voice `kws enroll` speaks with (see the README's
+#                 licences): flite, festival and its voices, SVOX Pico from Debian non-free
 # Python packages go into a virtual environment (.venv): Debian and Ubuntu refuse pip
 # installs into the system Python. `. .venv/bin/activate` puts `kws` on your PATH.
 #
@@ -16,7 +18,7 @@ APT_RUNTIME := python3-venv libportaudio2 libsndfile1
 # the real terminal of the live view's test.
 APT_TEST := $(APT_RUNTIME) espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins tmux
 
-.PHONY: listen test lint install-runtime install-test clean-env
+.PHONY: listen test lint voices install-runtime install-test clean-env
 
 listen: install-runtime
 	$(PY) -m kws listen
@@ -28,6 +30,20 @@ test: install-test
 
 lint: install-test
 	$(VENV)/bin/ruff check .
+
+# The engines and voices of `kws enroll` (kws_train.synth), all free to use commercially.
+# Pico is in Debian's non-free component (its lingware ships without source): on Debian,
+# train/voices.sources enables contrib and non-free for this release; Ubuntu has it in multiverse.
+# Not installed: Piper's voice (trained from data whose terms are unclear) and MBROLA voices
+# (non-commercial).
+APT_VOICES := espeak-ng sox flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+	libttspico-utils
+voices:
+	. /etc/os-release; if [ "$$ID" = debian ]; then \
+	  sed "s/bookworm/$$VERSION_CODENAME/g" train/voices.sources | \
+	  $(SUDO) tee /etc/apt/sources.list.d/kws-voices.sources >/dev/null; fi
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_VOICES)
 
 install-runtime: $(STAMPS)/runtime
 install-test: $(STAMPS)/test

@@ -196,6 +196,19 @@ class TrainConfig(_Section):
     negatives: NegativesConfig
 
 
+class EnrollConfig(_Section):
+    # kws enroll's own values of train.augment keys: a synthetic enrolment needs more speaker
+    # and channel variety than a dataset of people does (kws_train.enroll_study measures each).
+    augment: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _known(self) -> "EnrollConfig":
+        unknown = sorted(set(self.augment) - set(AugmentConfig.model_fields))
+        if unknown:
+            raise ValueError(f"enroll.augment: {unknown[0]!r} is not a train.augment key")
+        return self
+
+
 class StreamConfig(_Section):
     gap_seconds: tuple[float, float]
     unknown_fraction: float = Unit
@@ -214,6 +227,7 @@ class Config(_Section):
     detector: DetectorConfig
     posterior: PosteriorConfig
     train: TrainConfig
+    enroll: EnrollConfig
     stream: StreamConfig
 
     @model_validator(mode="after")
@@ -232,11 +246,22 @@ class Config(_Section):
                              f"audio.clip_seconds ({clip_ms:g} ms)")
         if len(set(self.words)) != len(self.words):
             raise ValueError("words must not repeat")
+        try:  # a bad value is an error at load, not minutes into an enrolment
+            self.enroll_augment  # noqa: B018
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ValueError(f"enroll.augment.{where}: {first['msg']}") from None
         return self
 
     @property
     def model_path(self) -> Path:
         return Path(self.detector.model)
+
+    @property
+    def enroll_augment(self) -> AugmentConfig:
+        """``train.augment`` with ``enroll.augment``'s values: what ``kws enroll`` perturbs with."""
+        return AugmentConfig(**{**self.train.augment.model_dump(), **self.enroll.augment})
 
     @property
     def hop_frames(self) -> int:

@@ -36,12 +36,25 @@ def test_file_overrides_only_its_keys(tmp_path):
     ({"detector.hop_ms": 15}, "stride_ms"),
     ({"posterior.threshold": 1.5}, "posterior.threshold"),
     ({"posterior.thresholds": {"on": 2}}, "thresholds.on"),
+    ({"enroll.augment": {"room_probability": 2}}, "enroll.augment.room_probability"),
+    ({"enroll.augment": {"rooms_probability": 0.5}}, "'rooms_probability' is not a train.augment key"),
 ])
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         with_overrides(load_config(), override)
     message = str(err.value)
     assert key in message and "\n" not in message
+
+
+def test_enroll_perturbs_with_its_own_values_of_train_augment(tmp_path):
+    config = load_config()
+    assert config.train.augment.room_probability == 0 < config.enroll_augment.room_probability
+    assert config.enroll_augment.noise_snr_db == config.train.augment.noise_snr_db
+    path = tmp_path / "mine.yaml"
+    path.write_text("enroll:\n  augment:\n    room_probability: 0.0\n")
+    mine = load_config(path)
+    assert mine.enroll_augment.room_probability == 0  # the key a file sets; the others kept
+    assert mine.enroll_augment.vtlp_probability == config.enroll_augment.vtlp_probability > 0
 
 
 def test_unknown_key_and_unquoted_yes(tmp_path):

