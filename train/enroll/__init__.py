@@ -1,0 +1,182 @@
+"""``kws enroll``: a spotter for the user's own words, trained on this machine in minutes.
+
+Transfer learning on the shipped model: its trained layers up to the pooled embedding (each
+TC-ResNet member's input to its ``posteriors`` layer, concatenated) are a frozen backbone;
+embeddings of augmented clips are computed once, and only a small head is trained over
+``[_silence_, _unknown_, *words]`` (plus the ten Speech Commands words with
+``--with-commands``). Backbone and head are exported as one Keras model through
+``kws_train.export`` (LiteRT float and int8, logits), so the bundle is like any other.
+
+Data
+----
+* positives: the word in every installed synthetic voice (``kws_train.synth``; Piper only when
+  asked for with ``--engines``), base voices held apart for validation (thresholds) and
+  testing (the report); the user's recordings when given, some held apart for the report;
+  all augmented (placement in the window, speed, noise, gain, SpecAugment);
+* negatives (``_unknown_``): other words and near-words of the new word, synthesized;
+  Speech Commands clips of other words (``--data``, optional); windows of running speech
+  (``--negatives``, training split only); the head or tail of the word alone;
+* ``_silence_``: background noise at the training loudness range.
+
+Thresholds: each word's lowest level with no error on validation streams (held-apart voices,
+other words, the validation split of the negative speech; ``kws_train.thresholds.choose``),
+aiming at no more than 0.5 false alarms per hour. The report (``enroll_report.json`` and
+``enroll_report.txt`` in the bundle) scores testing streams no choice has seen.
+
+Modules, one stage each
+-----------------------
+* ``words``: the words checked and cleaned, near-words, the texts negatives must avoid;
+* ``job``: the checked inputs of one enrollment (``Job``) and its ``Budget``;
+* ``voices``: synthetic voices and recordings, which are held apart; synthesis of the words,
+  other words and near-words;
+* ``audio``: one clip made into one window (placed, sped up, cut to a piece);
+* ``negatives``: real negatives loaded; training, validation and calibration examples made;
+* ``model``: backbone and head built, embeddings, training, fine-tuning, export;
+* ``thresholds``: validation and testing streams, thresholds chosen, streams scored;
+* ``report``: the bundle's metadata and the report; ``progress``: the progress bar.
+
+``enroll`` below runs the stages in order. The same seed gives the same bundle: every stage
+draws from the one generator in a fixed order (streams from their own seeded ones), and
+TensorFlow is seeded and deterministic (``model.load_base``). Keras and TensorFlow are imported
+inside functions only: importing this package checks inputs without loading them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from kws.bundle import bundle_writer
+from kws.config import Config
+from kws.errors import KwsError
+from kws_train import synth
+from kws_train.enroll.job import BUDGETS, Budget, Job
+from kws_train.enroll.model import (Enrolled, backbone, build_model, class_weights, embed, export_bundle,
+                                    fine_tune, load_base, train_head, validation_recall)
+from kws_train.enroll.negatives import (Examples, calibration_clips, load_negatives, training_examples,
+                                        validation_clips)
+from kws_train.enroll.progress import Progress
+from kws_train.enroll.report import (enroll_metadata, format_report, per_voice, summary_line,
+                                     training_metadata, write_report)
+from kws_train.enroll.thresholds import choose_and_test, hardest_negatives
+from kws_train.enroll.voices import (DEFAULT_ENGINES, engines_used, held_apart, read_recordings, split_of,
+                                     synthesize_others, synthesize_words, user_recordings)
+from kws_train.enroll.words import COMMANDS, ONSETS, VOWELS, check_inputs, clean_word, near_words, sounds
+
+__all__ = ["BUDGETS", "COMMANDS", "DEFAULT_ENGINES", "ONSETS", "VOWELS", "Budget", "Enrolled", "Examples",
+           "Progress", "backbone", "build_model", "check_inputs", "clean_word", "enroll", "format_report",
+           "hardest_negatives", "held_apart", "near_words", "per_voice", "read_recordings", "sounds",
+           "split_of", "summary_line"]
+
+
+def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str | Path | None = None,
+           with_commands: bool = False, data: str | Path | None = None,
+           negatives: str | Path | None = None, engines: list[str] | None = None,
+           budget: str = "normal", seed: int = 0, cache: str | Path | None = None,
+           base: str | Path | None = None, progress: bool = True, threads: int = 0,
+           tune_epochs: int | None = None) -> dict:
+    """Enroll ``words`` and write the bundle ``out``; returns the report."""
+    started = time.monotonic()
+    words = check_inputs(words, out, recordings, with_commands, data)
+    if Path(base or config.model_path).resolve() == Path(out).resolve():
+        raise KwsError(f"{out}: that is the base model; write the enrolled bundle elsewhere")
+    plan = _plan(budget, tune_epochs)
+    engines = list(engines) if engines else DEFAULT_ENGINES
+    all_voices = synth.voices(engines, plan.pitches, plan.rates)
+    if not all_voices:
+        raise KwsError(f"no speech engine installed for {', '.join(engines)} ({synth.engine_summary(engines)})")
+    engines = engines_used(engines, all_voices)
+    # Recordings before any long work: a folder without usable audio is an input error.
+    user = {} if recordings is None else user_recordings(recordings, words, config.audio.sample_rate)
+    job = Job(config=config, words=words, with_commands=with_commands, data=_folder(data),
+              negatives=_folder(negatives), engines=engines, plan=plan, budget=budget, seed=seed,
+              cache=Path(cache) if cache else Path(tempfile.gettempdir()) / "kws-enroll-cache",
+              base=base, voices=all_voices, held=held_apart(all_voices), recordings=user, threads=threads)
+    bar = Progress(_estimates(job), progress)
+    # The whole bundle, thresholds and report included, is built in one staging folder: the
+    # previous bundle at ``out`` stays usable until this one is complete (kws.writes).
+    with bundle_writer(out) as staging:
+        try:
+            report = _enroll(job, Path(out), staging, np.random.default_rng(seed), bar)
+        finally:
+            bar.close()
+        report["seconds"] = round(time.monotonic() - started, 1)
+        report["stage_seconds"] = bar.seconds
+        write_report(staging, report)
+    return report
+
+
+def _plan(budget: str, tune_epochs: int | None) -> Budget:
+    if budget not in BUDGETS:
+        raise KwsError(f"unknown budget {budget!r} (choose {', '.join(BUDGETS)})")
+    if tune_epochs is None:
+        return BUDGETS[budget]
+    if not 0 <= tune_epochs <= 100:
+        raise KwsError("--tune-epochs must be between 0 and 100")
+    return replace(BUDGETS[budget], tune_epochs=tune_epochs)
+
+
+def _folder(path: str | Path | None) -> Path | None:
+    """An optional data folder: used where it exists."""
+    return Path(path) if path is not None and Path(path).is_dir() else None
+
+
+def _estimates(job: Job) -> dict[str, float]:
+    """Rough seconds of work per stage, the bar's weights; the embeddings and fine-tuning are
+    estimated once the examples are counted."""
+    return {"synthesizing the words": 0.15 * len(job.words) * len(job.voices),
+            "synthesizing other words": 40.0, "loading negatives": 10.0,
+            "loading the base model": 12.0, "computing embeddings": 0.0, "training the head": 15.0,
+            "fine-tuning the last block": 0.0,
+            "exporting": 60.0, "choosing thresholds": 40.0, "testing": 25.0}
+
+
+def _enroll(job: Job, out: Path, staging: Path, rng: np.random.Generator, bar: Progress) -> dict:
+    """The stages, in order; the report without its times. The stages draw from ``rng`` in
+    turn, so this order is part of what a seed means: changing it changes every bundle."""
+    from kws_train.augment import Augmenter
+
+    bar.stage("synthesizing the words")
+    positives = synthesize_words(job, bar)
+    bar.stage("synthesizing other words")
+    others = synthesize_others(job, bar)
+    bar.stage("loading negatives")
+    neg = load_negatives(job, rng, bar)
+    augmenter = Augmenter(job.config.train.augment, neg.noises, job.sr)
+    examples = training_examples(job, positives, others, neg, augmenter, rng)
+    counts = np.bincount(examples.labels, minlength=len(job.labels))
+
+    bar.stage("loading the base model")
+    base = load_base(job)
+    bar.stage("computing embeddings")
+    n = len(examples.labels)
+    bar.estimate({"computing embeddings": 0.0012 * n, "fine-tuning the last block": 0.002 * n * job.plan.tune_epochs})
+    train = embed(base, examples, augmenter, rng, bar)
+    del examples  # every example's wave: the most memory an enrollment holds
+    val_clips = validation_clips(job, positives, others, augmenter, rng)
+    val = embed(base, val_clips)
+
+    bar.stage("training the head")
+    weights = class_weights(train.labels, counts)
+    losses = train_head(base.model, train, val, weights, job.plan.epochs, bar)
+    tuned = job.plan.tune_epochs if base.model.tunable else 0
+    if tuned:
+        bar.stage("fine-tuning the last block")
+        losses += fine_tune(base.model, train, val, weights, tuned, job.plan.tune_rate, bar)
+    recall = validation_recall(base.model, val, job.labels)
+
+    bar.stage("exporting")
+    training = training_metadata(job, base, counts, losses, tuned, recall)
+    enroll_meta = enroll_metadata(job, positives, others)
+    export_bundle(staging, job, base, calibration_clips(job, positives, others, augmenter, rng),
+                  val_clips.waves[:64], training, enroll_meta, bar)
+    bar.stage("choosing thresholds")
+    verdict = choose_and_test(job, staging, positives, others, neg, bar)
+    return {"bundle": str(out), "words": job.words, "labels": job.labels, "thresholds": verdict.thresholds,
+            "hardest_negatives": verdict.hardest, "budget": job.budget, "engines": job.engines,
+            "training": training, "enroll": enroll_meta, "testing": verdict.testing,
+            "testing_total": verdict.total, "validation": verdict.validation}
