@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,15 +36,23 @@ LEVELS = np.round(np.concatenate([np.arange(0.5, 0.95, 0.01), np.arange(0.95, 0.
 
 
 def choose(recordings: list[Recording], bundle: Bundle, config: Config,
-           errors: int = 0) -> tuple[dict, dict]:
-    """Per-word thresholds and the streams' summed score (``Score.summary()``) with all of them."""
+           errors: int | Sequence[int] = 0) -> tuple[dict, dict]:
+    """Per-word thresholds and the streams' summed score (``Score.summary()``) with all of them.
+
+    ``errors``: the false alarms each word may make on all ``recordings`` together, or one
+    allowance per recording (e.g. none on minutes of running speech, a few on hundreds of
+    other words)."""
     refractory = config.posterior.refractory_ms / 1000
     tolerance = config.stream.tolerance_ms / 1000
+    groups = [(recordings, errors)] if isinstance(errors, int) else \
+        [([rec], allowed) for rec, allowed in zip(recordings, errors, strict=True)]
     chosen = {}
     for word in bundle.words:
-        rows = sweep(recordings, bundle.labels, [word], list(LEVELS), refractory, tolerance)
-        chosen[word] = next((float(level) for level, s in rows if s.false_alarms <= errors),
-                            float(LEVELS[-1]))
+        ok = np.ones(len(LEVELS), bool)
+        for recs, allowed in groups:
+            rows = sweep(recs, bundle.labels, [word], list(LEVELS), refractory, tolerance)
+            ok &= np.array([s.false_alarms <= allowed for _, s in rows])
+        chosen[word] = float(LEVELS[np.argmax(ok)] if ok.any() else LEVELS[-1])
     thresholds = np.array([chosen.get(label, math.inf) for label in bundle.labels])
     return chosen, rescore(recordings, bundle.labels, bundle.words, thresholds, refractory,
                            tolerance).summary()

@@ -12,7 +12,9 @@ Data
 * positives: the word in every installed synthetic voice (``kws_train.synth``; Piper only when
   asked for with ``--engines``), base voices held apart for validation (thresholds) and
   testing (the report); the user's recordings when given, some held apart for the report;
-  all augmented (placement in the window, speed, noise, gain, SpecAugment);
+  all augmented (placement in the window, speed, noise, gain, SpecAugment, and the speaker
+  and channel levers of ``kws_train.augment`` at ``enroll.augment``'s levels: vocal-tract
+  length, rooms, microphones, narrowband links);
 * negatives (``_unknown_``): other words and near-words of the new word, synthesized;
   Speech Commands clips of other words (``--data``, optional); windows of running speech
   (``--negatives``, training split only); the head or tail of the word alone;
@@ -76,10 +78,11 @@ __all__ = ["BUDGETS", "COMMANDS", "DEFAULT_ENGINES", "ONSETS", "VOWELS", "Budget
 def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str | Path | None = None,
            with_commands: bool = False, data: str | Path | None = None,
            negatives: str | Path | None = None, engines: list[str] | None = None,
-           budget: str = "normal", seed: int = 0, cache: str | Path | None = None,
+           budget: str | Budget = "normal", seed: int = 0, cache: str | Path | None = None,
            base: str | Path | None = None, progress: bool = True, threads: int = 0,
            tune_epochs: int | None = None) -> dict:
-    """Enroll ``words`` and write the bundle ``out``; returns the report."""
+    """Enroll ``words`` and write the bundle ``out``; returns the report. ``budget``: a name
+    from ``BUDGETS``, or a ``Budget`` of one's own (``kws_train.enroll_study``'s levers)."""
     started = time.monotonic()
     words = check_inputs(words, out, recordings, with_commands, data)
     if Path(base or config.model_path).resolve() == Path(out).resolve():
@@ -89,13 +92,15 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
     all_voices = synth.voices(engines, plan.pitches, plan.rates)
     if not all_voices:
         raise KwsError(f"no speech engine installed for {', '.join(engines)} ({synth.engine_summary(engines)})")
-    engines = engines_used(engines, all_voices)
+    engines, missing = engines_used(engines, all_voices)
     # Recordings before any long work: a folder without usable audio is an input error.
     user = {} if recordings is None else user_recordings(recordings, words, config.audio.sample_rate)
     job = Job(config=config, words=words, with_commands=with_commands, data=_folder(data),
-              negatives=_folder(negatives), engines=engines, plan=plan, budget=budget, seed=seed,
+              negatives=_folder(negatives), engines=engines, plan=plan,
+              budget=budget if isinstance(budget, str) else "custom", seed=seed,
               cache=Path(cache) if cache else Path(tempfile.gettempdir()) / "kws-enroll-cache",
-              base=base, voices=all_voices, held=held_apart(all_voices), recordings=user, threads=threads)
+              base=base, voices=all_voices, missing=missing, held=held_apart(all_voices), recordings=user,
+              threads=threads)
     bar = Progress(_estimates(job), progress)
     # The whole bundle, thresholds and report included, is built in one staging folder: the
     # previous bundle at ``out`` stays usable until this one is complete (kws.writes).
@@ -110,14 +115,16 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
     return report
 
 
-def _plan(budget: str, tune_epochs: int | None) -> Budget:
-    if budget not in BUDGETS:
-        raise KwsError(f"unknown budget {budget!r} (choose {', '.join(BUDGETS)})")
+def _plan(budget: str | Budget, tune_epochs: int | None) -> Budget:
+    if isinstance(budget, str):
+        if budget not in BUDGETS:
+            raise KwsError(f"unknown budget {budget!r} (choose {', '.join(BUDGETS)})")
+        budget = BUDGETS[budget]
     if tune_epochs is None:
-        return BUDGETS[budget]
+        return budget
     if not 0 <= tune_epochs <= 100:
         raise KwsError("--tune-epochs must be between 0 and 100")
-    return replace(BUDGETS[budget], tune_epochs=tune_epochs)
+    return replace(budget, tune_epochs=tune_epochs)
 
 
 def _folder(path: str | Path | None) -> Path | None:
@@ -138,7 +145,7 @@ def _estimates(job: Job) -> dict[str, float]:
 def _enroll(job: Job, out: Path, staging: Path, rng: np.random.Generator, bar: Progress) -> dict:
     """The stages, in order; the report without its times. The stages draw from ``rng`` in
     turn, so this order is part of what a seed means: changing it changes every bundle."""
-    from kws_train.augment import Augmenter
+    from kws_train.augment import Augmenter, mel_centres
 
     bar.stage("synthesizing the words")
     positives = synthesize_words(job, bar)
@@ -146,7 +153,10 @@ def _enroll(job: Job, out: Path, staging: Path, rng: np.random.Generator, bar: P
     others = synthesize_others(job, bar)
     bar.stage("loading negatives")
     neg = load_negatives(job, rng, bar)
-    augmenter = Augmenter(job.config.train.augment, neg.noises, job.sr)
+    # Few clean synthetic voices must stand for every speaker, room and microphone: enrolment
+    # perturbs with its own levels (config enroll.augment; kws_train.enroll_study measures them).
+    augmenter = Augmenter(job.config.enroll_augment, neg.noises, job.sr, mel_centres(job.config.features),
+                          job.seed)
     examples = training_examples(job, positives, others, neg, augmenter, rng)
     counts = np.bincount(examples.labels, minlength=len(job.labels))
 

@@ -37,7 +37,8 @@ class Budget:
     epochs: int = 40                      # of the head alone, on fixed embeddings
     tune_epochs: int = 5                  # then of the last block of each member and the head
     tune_rate: float = 1e-4
-    stream_other_words: int = 120         # other-word clips in each validation/testing stream
+    stream_other_words: int = 120         # synthetic other-word clips in each validation/testing stream
+    stream_people_words: int = 300        # Speech Commands clips of other words (people) in each
     stream_repeats: int = 2               # each held-apart positive clip said this often
 
 
@@ -46,7 +47,8 @@ BUDGETS = {
     # Seconds, not minutes: for tests and a first look.
     "tiny": Budget(pitches=(0.88, 1.12), rates=(0.85, 1.15), copies=6, recording_copies=10,
                    other_voices=1, near_voices=3, speech_commands=300, command_clips=60,
-                   speech_windows=300, epochs=15, tune_epochs=3, stream_other_words=20, stream_repeats=1),
+                   speech_windows=300, epochs=15, tune_epochs=3, stream_other_words=20, stream_people_words=30,
+                   stream_repeats=1),
 }
 
 
@@ -66,6 +68,7 @@ class Job:
     cache: Path                           # synthetic clips, kept between enrollments
     base: str | Path | None               # the bundle whose layers are reused (None: config's model)
     voices: list[synth.Voice]             # every persona of every engine used
+    missing: dict[str, str]               # "engine voice" -> how to install it, for those not here
     held: dict[str, str]                  # held-apart base voices (voices.held_apart)
     recordings: dict[str, list[tuple[str, np.ndarray]]]  # word -> the user's takes (path, wave)
     threads: int                          # TensorFlow's (0: all cores)

@@ -53,7 +53,7 @@ class Negatives:
     sc_streams: dict = field(default_factory=lambda: {"validation": [], "testing": []})
     sc_real: list = field(default_factory=list)  # (word, wave): people saying an enrolled word
     speech_train: list = field(default_factory=list)  # running speech, training split
-    speech_files: dict = field(default_factory=lambda: {"validation": [], "testing": []})
+    speech_files: dict = field(default_factory=lambda: {"training": [], "validation": [], "testing": []})
 
 
 def load_negatives(job: Job, rng: np.random.Generator, bar) -> Negatives:
@@ -99,7 +99,7 @@ def _speech_commands(job: Job, neg: Negatives, rng: np.random.Generator, bar) ->
                     ps = audio_files(job.data / w) if (job.data / w).is_dir() else []
                     neg.sc_real += [(w, wave) for wave in _read_some(ps, 150, rng, job.sr)]
             folders = sorted(f for f in by_folder if f not in set(job.words))
-            n = job.plan.stream_other_words + (len(keep) * job.plan.stream_other_words // 4)
+            n = job.plan.stream_people_words + (len(keep) * job.plan.stream_people_words // 4)
             pool = [(f, p) for f in folders for p in by_folder[f]]
             neg.sc_streams[split] = [(f, read_audio(p, job.sr))
                                      for f, p in (pool[j] for j in rng.permutation(len(pool))[:n])]
