@@ -198,7 +198,7 @@ class TrainConfig(_Section):
 
 class EnrollConfig(_Section):
     # kws enroll's own values of train.augment keys: a synthetic enrolment needs more speaker
-    # and channel variety than a dataset of people does (kws_train.enroll_study measures each).
+    # and channel variety than a dataset of people does (kws_train.enroll.study measures each).
     augment: dict[str, Any] = {}
 
     @model_validator(mode="after")

@@ -17,7 +17,8 @@ Data
   length, rooms, microphones, narrowband links);
 * negatives (``_unknown_``): other words and near-words of the new word, synthesized;
   Speech Commands clips of other words (``--data``, optional); windows of running speech
-  (``--negatives``, training split only); the head or tail of the word alone;
+  (``--negatives``, training split only), then those of its windows the trained model takes
+  for a word (mined, and trained on again); the head or tail of the word alone;
 * ``_silence_``: background noise at the training loudness range.
 
 Thresholds: each word's lowest level with no error on validation streams (held-apart voices,
@@ -34,6 +35,7 @@ Modules, one stage each
 * ``audio``: one clip made into one window (placed, sped up, cut to a piece);
 * ``negatives``: real negatives loaded; training, validation and calibration examples made;
 * ``model``: backbone and head built, embeddings, training, fine-tuning, export;
+* ``mining``: the windows of running speech the trained model takes for a word, learnt again;
 * ``thresholds``: validation and testing streams, thresholds chosen, streams scored;
 * ``report``: the bundle's metadata and the report; ``progress``: the progress bar.
 
@@ -59,6 +61,7 @@ from kws_train import synth
 from kws_train.enroll.job import BUDGETS, Budget, Job
 from kws_train.enroll.model import (Enrolled, backbone, build_model, class_weights, embed, export_bundle,
                                     fine_tune, load_base, train_head, validation_recall)
+from kws_train.enroll.mining import hard_windows, mined_examples, with_mined
 from kws_train.enroll.negatives import (Examples, calibration_clips, load_negatives, training_examples,
                                         validation_clips)
 from kws_train.enroll.progress import Progress
@@ -82,7 +85,7 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
            base: str | Path | None = None, progress: bool = True, threads: int = 0,
            tune_epochs: int | None = None) -> dict:
     """Enroll ``words`` and write the bundle ``out``; returns the report. ``budget``: a name
-    from ``BUDGETS``, or a ``Budget`` of one's own (``kws_train.enroll_study``'s levers)."""
+    from ``BUDGETS``, or a ``Budget`` of one's own (``kws_train.enroll.study``'s levers)."""
     started = time.monotonic()
     words = check_inputs(words, out, recordings, with_commands, data)
     if Path(base or config.model_path).resolve() == Path(out).resolve():
@@ -138,7 +141,7 @@ def _estimates(job: Job) -> dict[str, float]:
     return {"synthesizing the words": 0.15 * len(job.words) * len(job.voices),
             "synthesizing other words": 40.0, "loading negatives": 10.0,
             "loading the base model": 12.0, "computing embeddings": 0.0, "training the head": 15.0,
-            "fine-tuning the last block": 0.0,
+            "fine-tuning the last block": 0.0, "mining running speech": 20.0,
             "exporting": 60.0, "choosing thresholds": 40.0, "testing": 25.0}
 
 
@@ -154,7 +157,7 @@ def _enroll(job: Job, out: Path, staging: Path, rng: np.random.Generator, bar: P
     bar.stage("loading negatives")
     neg = load_negatives(job, rng, bar)
     # Few clean synthetic voices must stand for every speaker, room and microphone: enrolment
-    # perturbs with its own levels (config enroll.augment; kws_train.enroll_study measures them).
+    # perturbs with its own levels (config enroll.augment; kws_train.enroll.study measures them).
     augmenter = Augmenter(job.config.enroll_augment, neg.noises, job.sr, mel_centres(job.config.features),
                           job.seed)
     examples = training_examples(job, positives, others, neg, augmenter, rng)
@@ -177,10 +180,24 @@ def _enroll(job: Job, out: Path, staging: Path, rng: np.random.Generator, bar: P
     if tuned:
         bar.stage("fine-tuning the last block")
         losses += fine_tune(base.model, train, val, weights, tuned, job.plan.tune_rate, bar)
+    hard = []
+    if job.plan.mined_windows and neg.speech_train:
+        bar.stage("mining running speech")
+        hard = hard_windows(job, base, neg.speech_train)
+        if hard:
+            train = with_mined(train, embed(base, mined_examples(job, hard, augmenter, rng), augmenter, rng))
+            counts = np.bincount(train.labels, minlength=len(job.labels))
+            weights = class_weights(train.labels, counts)
+            epochs = job.plan.mine_epochs
+            if tuned:
+                losses += fine_tune(base.model, train, val, weights, epochs, job.plan.tune_rate, bar)
+            else:
+                losses += train_head(base.model, train, val, weights, epochs, bar)
     recall = validation_recall(base.model, val, job.labels)
 
     bar.stage("exporting")
     training = training_metadata(job, base, counts, losses, tuned, recall)
+    training["mined_windows"] = len(hard)
     enroll_meta = enroll_metadata(job, positives, others)
     export_bundle(staging, job, base, calibration_clips(job, positives, others, augmenter, rng),
                   val_clips.waves[:64], training, enroll_meta, bar)

@@ -37,6 +37,9 @@ class Budget:
     epochs: int = 40                      # of the head alone, on fixed embeddings
     tune_epochs: int = 5                  # then of the last block of each member and the head
     tune_rate: float = 1e-4
+    mined_windows: int = 1000             # hardest windows of the training speech (0: no mining)
+    mined_copies: int = 2                 # augmented copies of each
+    mine_epochs: int = 3                  # of training again with them
     stream_other_words: int = 120         # synthetic other-word clips in each validation/testing stream
     stream_people_words: int = 300        # Speech Commands clips of other words (people) in each
     stream_repeats: int = 2               # each held-apart positive clip said this often
@@ -47,7 +50,8 @@ BUDGETS = {
     # Seconds, not minutes: for tests and a first look.
     "tiny": Budget(pitches=(0.88, 1.12), rates=(0.85, 1.15), copies=6, recording_copies=10,
                    other_voices=1, near_voices=3, speech_commands=300, command_clips=60,
-                   speech_windows=300, epochs=15, tune_epochs=3, stream_other_words=20, stream_people_words=30,
+                   speech_windows=300, epochs=15, tune_epochs=3, mined_windows=100, mine_epochs=1,
+                   stream_other_words=20, stream_people_words=30,
                    stream_repeats=1),
 }
 

@@ -1,0 +1,43 @@
+"""The enrolment study's bookkeeping (``kws_train.enroll.study``): which takes train and which
+test, which clips are negatives, and the levers it compares. The enrolments themselves are
+minutes each: the study's report in ``train/README.md`` is their result, not a test."""
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from kws_train.enroll import study
+
+
+def _clip(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(1600, np.float32), 16000)
+
+
+def test_only_speakers_with_six_takes_lend_them(tmp_path):
+    for i in range(7):
+        _clip(tmp_path / "yes" / f"aaaa_nohash_{i}.wav")
+    for i in range(5):
+        _clip(tmp_path / "yes" / f"bbbb_nohash_{i}.wav")
+    takes = study.take_speakers(tmp_path, "yes")
+    assert list(takes) == ["aaaa"] and len(takes["aaaa"]) == 7
+    # the first five may train, the rest test the same speaker whatever the number trained
+    assert [p.name for p in takes["aaaa"][max(study.TAKES):]] == ["aaaa_nohash_5.wav", "aaaa_nohash_6.wav"]
+
+
+def test_negatives_are_the_held_apart_lists_without_the_enrolled_words(tmp_path):
+    (tmp_path / "validation_list.txt").write_text("marvin/a_nohash_0.wav\nyes/b_nohash_0.wav\n")
+    (tmp_path / "testing_list.txt").write_text("house/c_nohash_0.wav\n")
+    got = study._split_clips(tmp_path, {"marvin"})
+    assert [w for w, _ in got] == ["house", "yes"]
+
+
+def test_each_lever_is_compared_with_none_and_all_combine_them():
+    none, _, _ = study.LEVERS["none"]
+    assert none == {"enroll.augment": {}}
+    combined = study.LEVERS["all"][0]["enroll.augment"]
+    for name in study._LEVER_KEYS:
+        alone = study.LEVERS[name][0]["enroll.augment"]
+        assert alone and alone.items() <= combined.items()
+    assert study.LEVERS["espeak-flite"][1] == ["flite", "espeak"]
