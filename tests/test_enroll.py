@@ -80,6 +80,8 @@ def test_enroll_then_replay_finds_the_word_in_held_out_voices(tmp_path):
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["labels"] == ["_silence_", "_unknown_", WORD] and meta["outputs"] == "logits"
     assert 0.5 <= meta["thresholds"][WORD] <= 1.0
+    # thresholds hold for the smoothing they were chosen with: the base model's
+    assert meta["smoothing_ms"] == json.loads((BASE / "metadata.json").read_text())["smoothing_ms"] == 500
     report = json.loads((out / "enroll_report.json").read_text())
     assert report["testing"]["voices"]["commands"] > 0 and "speech" not in report["testing"]
     assert report["enroll"]["recordings"] == {WORD: 5} and report["testing"]["recordings"]["commands"] == 1

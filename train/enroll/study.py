@@ -65,6 +65,10 @@ def _levers() -> dict[str, tuple[dict, list[str], dict]]:
     out["slow"] = ({"enroll.augment": {}}, ALL_ENGINES, {"rates": SLOW_RATES, **unmined})
     out["slow+all"] = ({"enroll.augment": dict(default)}, ALL_ENGINES, {"rates": SLOW_RATES, **unmined})
     out["mined"] = ({"enroll.augment": dict(default)}, ALL_ENGINES, {})
+    # and over that, more of what the budget spends
+    for name, change in (("tune10", {"tune_epochs": 10}), ("copies24", {"copies": 24}),
+                         ("mined3000", {"mined_windows": 3000})):
+        out[f"mined+{name}"] = ({"enroll.augment": dict(default)}, ALL_ENGINES, change)
     out["espeak-flite"] = ({"enroll.augment": {}}, ["flite", "espeak"], unmined)
     return out
 
