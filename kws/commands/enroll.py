@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"folder of running speech without the word (default: {DEFAULT_NEGATIVES} "
                              "if it exists; its training split trains, its validation split sets thresholds)")
     parser.add_argument("--engines", metavar="LIST",
-                        help="speech engines, comma-separated (default: pico,festival,flite,espeak)")
+                        help="speech engines, comma-separated (default: pico,festival,flite,espeak, "
+                             "those installed; `make voices` installs them all)")
     parser.add_argument("--budget", choices=["normal", "tiny"], default="normal",
                         help="normal (a few minutes) or tiny (seconds: a first look, tests)")
     parser.add_argument("--tune-epochs", type=int, metavar="N",

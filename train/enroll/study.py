@@ -70,6 +70,7 @@ def _levers() -> dict[str, tuple[dict, list[str], dict]]:
                          ("mined3000", {"mined_windows": 3000})):
         out[f"mined+{name}"] = ({"enroll.augment": dict(default)}, ALL_ENGINES, change)
     out["espeak-flite"] = ({"enroll.augment": {}}, ["flite", "espeak"], unmined)
+    out["default"] = ({}, ALL_ENGINES, {})  # what kws enroll does: "mined", thresholds at 500 ms
     return out
 
 
@@ -79,6 +80,7 @@ TAKES_NEEDED = 6           # at least one take left to test after the fifth
 TAKE_WORDS = ["yes", "on"]  # commands as stand-ins: no other word has a speaker with 6 takes here
 TAKE_SPEAKERS = 2
 OTHER_PHRASES = 124        # the held-out battery's count of other phrases
+EQUAL_FA = (3, 10, 30)     # false alarms on all negatives at which hits are compared
 
 
 def _enroll(out: Path, words: list[str], overrides: dict, engines: list[str], args,
@@ -171,7 +173,8 @@ def score_bundle(bundle_dir: Path, positives: dict[str, list[tuple[str, str, np.
                  negatives: dict, streams: Streams) -> dict:
     """Hits per positive stream and false alarms per negative stream at the bundle's own
     thresholds, and hits at the one level every word shares that keeps the negatives' false
-    alarms at ``fa_budget`` or fewer (a comparison at equal false alarms)."""
+    alarms (speech and other words together) at each of ``EQUAL_FA`` or fewer: a comparison
+    at equal false alarms, whatever rule set the thresholds."""
     config = streams.config
     bundle = load_bundle(bundle_dir, config)
     config = with_overrides(config, {"words": bundle.words})
@@ -192,18 +195,18 @@ def score_bundle(bundle_dir: Path, positives: dict[str, list[tuple[str, str, np.
             row["fa_upper_95"] = rate_upper_95(s.false_alarms, r.duration / 3600 if name == "speech" else
                                                len(r.labels) / OTHER_PHRASES)
         out[name] = row
-    neg = [rec[n] for n in negatives]
-    budget = 3
-    quiet = sweep(neg, bundle.labels, bundle.words, list(LEVELS), refractory, tolerance)
-    level = next((float(lv) for lv, s in quiet if s.false_alarms <= budget), float(LEVELS[-1]))
-    out["equal_fa"] = {"level": level, "false_alarms_at_most": budget,
-                       **{n: sweep([rec[n]], bundle.labels, bundle.words, [level], refractory,
-                                   tolerance)[0][1].hit_rate for n in positives}}
+    quiet = sweep([rec[n] for n in negatives], bundle.labels, bundle.words, list(LEVELS), refractory, tolerance)
+    out["equal_fa"] = {}
+    for budget in EQUAL_FA:
+        level = next((float(lv) for lv, s in quiet if s.false_alarms <= budget), float(LEVELS[-1]))
+        out["equal_fa"][budget] = {"level": level, **{n: sweep([rec[n]], bundle.labels, bundle.words, [level],
+                                                               refractory, tolerance)[0][1].hit_rate
+                                                      for n in positives}}
     return out
 
 
 def run_report(args) -> None:
-    config = load_config(args.config)
+    config = with_overrides(load_config(args.config), {"posterior.smoothing_ms": args.smoothing_ms})
     sr = config.audio.sample_rate
     results = {"levers": {}, "takes": {}}
     with tempfile.TemporaryDirectory(prefix="kws-study-") as tmp:
@@ -211,12 +214,12 @@ def run_report(args) -> None:
         people = {"people": [(w, f"speech_commands:{p.stem}", read_audio(p, sr))
                              for w in WORDS for p in sorted(audio_files(args.data / w))]}
         neg = streams.negatives(WORDS, args.other_words)
-        for name in LEVERS:
+        for name in args.only or LEVERS:
             folder = args.out / "levers" / name
             if (folder / "enroll_report.json").is_file():
                 results["levers"][name] = score_bundle(folder, people, neg, streams)
                 print(name, _lever_line(results["levers"][name]), flush=True)
-        for word in TAKE_WORDS:
+        for word in TAKE_WORDS if args.only is None else []:
             if not (args.out / "takes" / word / "0" / "enroll_report.json").is_file():
                 continue
             neg = streams.negatives([word], args.other_words)
@@ -231,40 +234,51 @@ def run_report(args) -> None:
                     if (folder / "enroll_report.json").is_file():
                         results["takes"][f"{word}/{speaker}/{k}"] = score_bundle(folder, positives, neg, streams)
                         print(word, speaker, k, flush=True)
-    write_text(args.out / "report.json", to_json(results, indent=1) + "\n")
-    write_text(args.out / "report.md", format_report(results))
+    name = "report" if args.smoothing_ms is None else f"report-{args.smoothing_ms:g}ms"
+    write_text(args.out / f"{name}.json", to_json(results, indent=1) + "\n")
+    write_text(args.out / f"{name}.md", format_report(results, args.smoothing_ms))
 
 
 def _lever_line(row: dict) -> str:
-    p = row["people"]
-    return (f"people {p['hits']}/{p['commands']} ({p['hit_rate']:.1%}); speech {row['speech']['false_alarms']} FA "
-            f"in {row['speech']['non_command_hours'] * 60:.1f} min; other words {row['other words']['false_alarms']}"
-            f"/{row['other words']['said']}; equal-FA hits {row['equal_fa']['people']:.1%}")
+    p, o = row["people"], row["other words"]
+    return (f"people {p['hits']}/{p['commands']} ({p['hit_rate']:.1%}); speech {row['speech']['false_alarms']} FA; "
+            f"other words {o['false_alarms']}/{o['said']}; at equal FA "
+            + ", ".join(f"{v['people']:.1%}" for v in row["equal_fa"].values()))
 
 
-def format_report(results: dict) -> str:
-    lines = ["# Enrolment on real people (python -m kws_train.enroll.study report)", "",
-             "## Levers: " + ", ".join(WORDS) + " enrolled together, real clips of them replayed", "",
+def format_report(results: dict, smoothing_ms: float | None = None) -> str:
+    smoothing = "each bundle's own smoothing" if smoothing_ms is None else f"smoothing {smoothing_ms:g} ms"
+    command = "python -m kws_train.enroll.study report" + ("" if smoothing_ms is None else
+                                                           f" --smoothing-ms {smoothing_ms:g}")
+    lines = [f"# Enrolment on real people (`{command}`; {smoothing})", "",
+             "## Levers: " + ", ".join(WORDS) + " enrolled together, every real clip of them replayed", "",
+             "At the bundle's own thresholds: hits of people, per word, false alarms; then hits at one "
+             "level for every word with at most " + ", ".join(map(str, EQUAL_FA)) + " false alarms on "
+             "the negatives together.", "",
              "| lever | people | " + " | ".join(WORDS) + " | FA speech (95% bound /h) | FA other words "
-             "(per 124) | hits at <= 3 FA |", "|" + "---|" * (len(WORDS) + 5)]
+             "(per 124) | " + " | ".join(f"hits at <= {b} FA" for b in EQUAL_FA) + " |",
+             "|" + "---|" * (len(WORDS) + 4 + len(EQUAL_FA))]
     for name, r in results["levers"].items():
         p, s, o = r["people"], r["speech"], r["other words"]
         per = [f"{p['per_word'][w]['hits']}/{p['per_word'][w]['commands']}" if w in p["per_word"] else "-"
                for w in WORDS]
         speech = f"{s['false_alarms']} in {s['non_command_hours'] * 60:.1f} min (< {s['fa_upper_95']:.0f})"
         other = f"{o['false_alarms']} of {o['said']} ({o['false_alarms'] * OTHER_PHRASES / max(1, o['said']):.1f})"
-        lines.append(f"| {name} | {p['hit_rate']:.1%} | " + " | ".join(per)
-                     + f" | {speech} | {other} | {r['equal_fa']['people']:.1%} |")
+        equal = " | ".join(f"{v['people']:.1%}" for v in r["equal_fa"].values())
+        lines.append(f"| {name} | {p['hit_rate']:.1%} | " + " | ".join(per) + f" | {speech} | {other} | {equal} |")
     if results["takes"]:
         lines += ["", "## The user's takes: enrolled with 0, 3 or 5 takes of one speaker", "",
-                  "| word / speaker / takes | their other takes | other people | FA speech | FA other words |",
-                  "|---|---|---|---|---|"]
+                  "| word / speaker / takes | their other takes | other people | FA speech | FA other words | "
+                  + " | ".join(f"other people at <= {b} FA" for b in EQUAL_FA) + " |",
+                  "|" + "---|" * (5 + len(EQUAL_FA))]
         for key, r in results["takes"].items():
             own = next(v for k, v in r.items() if k.startswith("takes-"))
             ppl = next(v for k, v in r.items() if k.startswith("people-"))
             o = r["other words"]
+            equal = " | ".join(f"{next(x for k, x in v.items() if k.startswith('people-')):.1%}"
+                               for v in r["equal_fa"].values())
             lines.append(f"| {key} | {own['hits']}/{own['commands']} | {ppl['hit_rate']:.1%} | "
-                         f"{r['speech']['false_alarms']} | {o['false_alarms']} of {o['said']} |")
+                         f"{r['speech']['false_alarms']} | {o['false_alarms']} of {o['said']} | {equal} |")
     return "\n".join(lines) + "\n"
 
 
@@ -272,7 +286,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m kws_train.enroll.study", description=__doc__.split("\n\n")[0])
     ap.add_argument("study", choices=["levers", "takes", "report"])
     ap.add_argument("--out", type=Path, default=Path("runs/enroll-study"))
-    ap.add_argument("--only", type=lambda s: s.split(","), help=f"levers to run, from {','.join(LEVERS)}")
+    ap.add_argument("--only", type=lambda s: s.split(","),
+                    help=f"levers to run or report (report: no takes), from {','.join(LEVERS)}")
+    ap.add_argument("--smoothing-ms", type=float, help="report: every bundle at this smoothing "
+                    "(default: each bundle's own)")
     ap.add_argument("--data", type=Path, default=Path("../shared/speech_commands"))
     ap.add_argument("--negatives", type=Path, default=Path("../shared/speech_negatives"))
     ap.add_argument("--config", default=None)
