@@ -28,7 +28,7 @@ class Budget:
     copies: int = 12                      # augmented copies of each training positive clip
     recording_copies: int = 40            # ... of each training recording
     other_voices: int = 3                 # voices per other word / near-word (training)
-    near_voices: int = 10
+    near_voices: int = 10                 # (0: near-words never train)
     speech_commands: int = 3000           # Speech Commands clips of other words
     command_clips: int = 400              # per command with --with-commands
     speech_windows: int = 3000            # one-second windows of negative running speech

@@ -28,6 +28,7 @@ per 124 other words, with the Poisson 95% upper bound that the audio's length al
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -71,6 +72,8 @@ def _levers() -> dict[str, tuple[dict, list[str], dict]]:
         out[f"mined+{name}"] = ({"enroll.augment": dict(default)}, ALL_ENGINES, change)
     out["espeak-flite"] = ({"enroll.augment": {}}, ["flite", "espeak"], unmined)
     out["default"] = ({}, ALL_ENGINES, {})  # what kws enroll does: "mined", thresholds at 500 ms
+    # near-words teach that a sound away is not the word; people are more than a sound away from TTS
+    out["default-no-near"] = ({}, ALL_ENGINES, {"near_voices": 0})
     return out
 
 
@@ -208,18 +211,21 @@ def score_bundle(bundle_dir: Path, positives: dict[str, list[tuple[str, str, np.
 def run_report(args) -> None:
     config = with_overrides(load_config(args.config), {"posterior.smoothing_ms": args.smoothing_ms})
     sr = config.audio.sample_rate
-    results = {"levers": {}, "takes": {}}
+    name = "report" if args.smoothing_ms is None else f"report-{args.smoothing_ms:g}ms"
+    # --only re-scores some bundles and keeps the rest of an earlier report
+    earlier = args.out / f"{name}.json"
+    results = json.loads(earlier.read_text()) if args.only and earlier.is_file() else {"levers": {}, "takes": {}}
     with tempfile.TemporaryDirectory(prefix="kws-study-") as tmp:
         streams = Streams(args, config, Path(tmp))
         people = {"people": [(w, f"speech_commands:{p.stem}", read_audio(p, sr))
                              for w in WORDS for p in sorted(audio_files(args.data / w))]}
         neg = streams.negatives(WORDS, args.other_words)
-        for name in args.only or LEVERS:
+        for name in [n for n in args.only or LEVERS if n in LEVERS]:
             folder = args.out / "levers" / name
             if (folder / "enroll_report.json").is_file():
                 results["levers"][name] = score_bundle(folder, people, neg, streams)
                 print(name, _lever_line(results["levers"][name]), flush=True)
-        for word in TAKE_WORDS if args.only is None else []:
+        for word in TAKE_WORDS if args.only is None or "takes" in args.only else []:
             if not (args.out / "takes" / word / "0" / "enroll_report.json").is_file():
                 continue
             neg = streams.negatives([word], args.other_words)
@@ -228,13 +234,14 @@ def run_report(args) -> None:
                 others = [(word, f"speech_commands:{p.stem}", read_audio(p, sr))
                           for p in sorted(audio_files(args.data / word))
                           if not p.name.startswith(speaker)][:args.other_people]
-                positives = {f"takes-{speaker}": own, f"people-{word}": others}
+                # stream names are cache keys: a speaker may lend takes of several words
+                positives = {f"takes-{word}-{speaker}": own, f"people-{word}": others}
                 for k in (0, *TAKES):
                     folder = args.out / "takes" / word / ("0" if k == 0 else f"{speaker}-{k}")
                     if (folder / "enroll_report.json").is_file():
                         results["takes"][f"{word}/{speaker}/{k}"] = score_bundle(folder, positives, neg, streams)
                         print(word, speaker, k, flush=True)
-    name = "report" if args.smoothing_ms is None else f"report-{args.smoothing_ms:g}ms"
+    results["levers"] = {k: results["levers"][k] for k in LEVERS if k in results["levers"]}
     write_text(args.out / f"{name}.json", to_json(results, indent=1) + "\n")
     write_text(args.out / f"{name}.md", format_report(results, args.smoothing_ms))
 
@@ -287,7 +294,7 @@ def main(argv=None) -> None:
     ap.add_argument("study", choices=["levers", "takes", "report"])
     ap.add_argument("--out", type=Path, default=Path("runs/enroll-study"))
     ap.add_argument("--only", type=lambda s: s.split(","),
-                    help=f"levers to run or report (report: no takes), from {','.join(LEVERS)}")
+                    help=f"levers to run or report, from {','.join(LEVERS)}; report: 'takes' for the takes")
     ap.add_argument("--smoothing-ms", type=float, help="report: every bundle at this smoothing "
                     "(default: each bundle's own)")
     ap.add_argument("--data", type=Path, default=Path("../shared/speech_commands"))

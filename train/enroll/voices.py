@@ -175,7 +175,7 @@ def synthesize_others(job: Job, bar) -> Others:
     other_train = synth.synthesize(others, train_voices, cache / "other", seed, sr, per_text=plan.other_voices)
     bar.advance(0.5)
     near_train = synth.synthesize(nears, train_voices, cache / "near", seed, sr,
-                                  per_text=plan.near_voices) if nears else []
+                                  per_text=plan.near_voices) if nears and plan.near_voices else []
     bar.advance(0.7)
     stream_voices = {"validation": by_split["validation"] or train_voices,
                      "testing": by_split["testing"] or by_split["validation"] or train_voices}
