@@ -211,9 +211,9 @@ def score_bundle(bundle_dir: Path, positives: dict[str, list[tuple[str, str, np.
 def run_report(args) -> None:
     config = with_overrides(load_config(args.config), {"posterior.smoothing_ms": args.smoothing_ms})
     sr = config.audio.sample_rate
-    name = "report" if args.smoothing_ms is None else f"report-{args.smoothing_ms:g}ms"
+    report = args.out / ("report" if args.smoothing_ms is None else f"report-{args.smoothing_ms:g}ms")
     # --only re-scores some bundles and keeps the rest of an earlier report
-    earlier = args.out / f"{name}.json"
+    earlier = report.with_suffix(".json")
     results = json.loads(earlier.read_text()) if args.only and earlier.is_file() else {"levers": {}, "takes": {}}
     with tempfile.TemporaryDirectory(prefix="kws-study-") as tmp:
         streams = Streams(args, config, Path(tmp))
@@ -242,8 +242,8 @@ def run_report(args) -> None:
                         results["takes"][f"{word}/{speaker}/{k}"] = score_bundle(folder, positives, neg, streams)
                         print(word, speaker, k, flush=True)
     results["levers"] = {k: results["levers"][k] for k in LEVERS if k in results["levers"]}
-    write_text(args.out / f"{name}.json", to_json(results, indent=1) + "\n")
-    write_text(args.out / f"{name}.md", format_report(results, args.smoothing_ms))
+    write_text(report.with_suffix(".json"), to_json(results, indent=1) + "\n")
+    write_text(report.with_suffix(".md"), format_report(results, args.smoothing_ms))
 
 
 def _lever_line(row: dict) -> str:
