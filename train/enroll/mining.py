@@ -15,11 +15,27 @@ import numpy as np
 from kws.labels import UNKNOWN
 from kws_train.enroll.audio import fit
 from kws_train.enroll.job import Job
-from kws_train.enroll.model import Base, Features, embed
+from kws_train.enroll.model import Base, Features, class_weights, embed, fine_tune, train_head
 from kws_train.enroll.negatives import Examples
 
 HOP_SECONDS = 0.25   # between the windows scored (a word lasts 0.3-0.7 s: each is seen whole)
 LEVEL = 0.2          # a window is hard when an enrolled word scores above this
+
+
+def learn_hard_windows(job: Job, base: Base, train: Features, val: Features, speech: list[np.ndarray],
+                       augmenter, rng: np.random.Generator, tuned: bool, bar) -> tuple[Features, list[float], int]:
+    """Mine ``speech``, then train ``job.plan.mine_epochs`` more epochs with what was found (the
+    last blocks too where ``tuned``): the training features with the mined ones, the epochs'
+    losses, and how many windows were mined."""
+    hard = hard_windows(job, base, speech)
+    if not hard:
+        return train, [], 0
+    train = with_mined(train, embed(base, mined_examples(job, hard, augmenter, rng), augmenter, rng))
+    weights = class_weights(train.labels, len(job.labels))
+    epochs = job.plan.mine_epochs
+    losses = fine_tune(base.model, train, val, weights, epochs, job.plan.tune_rate, bar) if tuned else \
+        train_head(base.model, train, val, weights, epochs, bar)
+    return train, losses, len(hard)
 
 
 def hard_windows(job: Job, base: Base, speech: list[np.ndarray]) -> list[np.ndarray]:

@@ -168,9 +168,10 @@ def _activations(waves, frontend: FrontEnd, prefix, augmenter, rng, bar) -> list
     return [np.concatenate([o[k] for o in out]).astype(np.float32) for k in range(len(out[0]))]
 
 
-def class_weights(labels: np.ndarray, counts: np.ndarray) -> dict[int, float]:
-    """Each label weighted inversely to its number of examples."""
-    return {i: float(len(labels) / (len(counts) * max(1, c))) for i, c in enumerate(counts)}
+def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
+    """Each of ``classes`` labels weighted inversely to its number of examples in ``labels``."""
+    counts = np.bincount(labels, minlength=classes)
+    return {i: float(len(labels) / (classes * max(1, c))) for i, c in enumerate(counts)}
 
 
 def train_head(model: Enrolled, train: Features, val: Features, weights: dict, epochs: int, bar) -> list[float]:

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from kws.writes import to_json
 from kws_train.enroll.job import Job
 from kws_train.enroll.model import Base
 from kws_train.enroll.voices import Others, Positives
 
 
-def training_metadata(job: Job, base: Base, counts, losses: list[float], tune_epochs: int, recall: dict) -> dict:
+def training_metadata(job: Job, base: Base, labels, losses: list[float], tune_epochs: int, mined: int,
+                      recall: dict) -> dict:
     """The bundle's ``training`` block (the export adds the LiteRT check)."""
     return {"arch": "enrolled head on " + str(base.bundle.metadata.get("arch", "?")),
             "base": str(base.bundle.path), "budget": job.budget, "seed": job.seed,
             "parameters": int(base.model.full.count_params()),
             "head_parameters": int(base.model.head.count_params()),
             "epochs": job.plan.epochs, "tune_epochs": tune_epochs,
-            "examples": {job.labels[i]: int(c) for i, c in enumerate(counts)},
+            "examples": {job.labels[i]: int(c) for i, c in enumerate(np.bincount(labels, minlength=len(job.labels)))},
+            "mined_windows": mined,
             "final_loss": float(losses[-1]), "validation_clip_recall": recall}
 
 
