@@ -134,14 +134,17 @@ class Streams:
 OTHER_WORD_RATE = 0.01
 
 
+def other_words(labels: list, words: list[str]) -> int:
+    """How many of a stream's ``labels`` are words other than ``words`` (not running speech or
+    silence, whose labels start with ``_``)."""
+    return sum(lab.word not in words and not lab.word.startswith("_") for lab in labels)
+
+
 def allowances(val: dict, words: list[str]) -> list[int]:
     """The false alarms each word may make on each validation recording of ``val``: a rate per
     word, as a wake word's false accepts are (two words may fire twice as often)."""
-    out = []
-    for name, rec in val.items():
-        others = sum(lab.word not in words for lab in rec.labels)
-        out.append(0 if "speech" in name else int(OTHER_WORD_RATE * others))
-    return out
+    return [0 if "speech" in name else int(OTHER_WORD_RATE * other_words(rec.labels, words))
+            for name, rec in val.items()]
 
 
 def choose_thresholds(staging: Path, val: dict, bundle, config, words: list[str]) -> tuple[dict, dict]:
@@ -195,8 +198,7 @@ def score_streams(recordings: dict, bundle, config, thresholds: dict, by_voice: 
         scores.append(score(dets, rec.labels, bundle.words, rec.duration, tolerance))
         results[name] = scores[-1].summary()
         results[name]["minutes"] = round(rec.duration / 60, 2)
-        results[name]["other_words"] = sum(lab.word not in bundle.words for lab in rec.labels
-                                           if not lab.word.startswith("_"))
+        results[name]["other_words"] = other_words(rec.labels, bundle.words)
         if by_voice and name == "voices":
             results[name]["per_voice"] = per_voice(rec, dets, bundle.words, tolerance)
     return results, Score.total(scores)
