@@ -27,6 +27,8 @@ def test_only_speakers_with_six_takes_lend_them(tmp_path):
 
 
 def test_negatives_are_the_held_apart_lists_without_the_enrolled_words(tmp_path):
+    for rel in ("marvin/a_nohash_0.wav", "yes/b_nohash_0.wav", "house/c_nohash_0.wav", "house/d_nohash_0.wav"):
+        _clip(tmp_path / rel)  # d: a training clip, in neither list
     (tmp_path / "validation_list.txt").write_text("marvin/a_nohash_0.wav\nyes/b_nohash_0.wav\n")
     (tmp_path / "testing_list.txt").write_text("house/c_nohash_0.wav\n")
     got = study._split_clips(tmp_path, {"marvin"})

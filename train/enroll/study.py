@@ -133,15 +133,13 @@ def run_takes(args) -> None:
 # --------------------------------------------------------------------------- scoring
 
 def _split_clips(data: Path, words: set[str]) -> list[tuple[str, Path]]:
-    """Clips of the validation and testing lists whose word is not in ``words``."""
-    listed = []
-    for name in ("validation_list.txt", "testing_list.txt"):
-        listed += (data / name).read_text().split()
-    return [(rel.split("/")[0], data / rel) for rel in sorted(listed) if rel.split("/")[0] not in words]
+    """``(word, path)`` of every clip in the validation and testing splits whose word is not in
+    ``words`` (silence is no word), in the order of the lists."""
+    from kws.data.speech_commands import list_clips
 
-
-def _with_suffix(data: Path, rel: Path) -> Path:
-    return rel if rel.exists() else next(iter(rel.parent.glob(rel.stem + ".*")))
+    paths = [p for split in ("validation", "testing") for p in list_clips(data, [], split, unknown_fraction=1.0).paths
+             if not p.parent.name.startswith("_") and p.parent.name not in words]
+    return [(p.parent.name, p) for p in sorted(paths, key=lambda p: f"{p.parent.name}/{p.name}")]
 
 
 class Streams:
@@ -165,13 +163,12 @@ class Streams:
         sr = self.sr
         others = _split_clips(self.args.data, set(words))
         pick = np.random.default_rng(1).permutation(len(others))[:limit]
-        other = [(w, f"speech_commands:{w}", read_audio(_with_suffix(self.args.data, p), sr))
-                 for w, p in (others[i] for i in sorted(pick))]
-        speech = [(f"speech:{p.stem}", str(p), read_audio(p, sr))
+        other = [(w, f"speech_commands:{w}", read_audio(p, sr)) for w, p in (others[i] for i in sorted(pick))]
+        speech = [(f"_speech:{p.stem}", str(p), read_audio(p, sr))
                   for s in ("validation", "testing")
                   for p in negative_files(self.args.negatives, s, self.config.train.negatives.holdout)]
         return {"other words": self.stream("other-" + "-".join(words), other, 2),
-                "speech": self.stream("speech", [(f"_{w}", s, a) for w, s, a in speech], 3)}
+                "speech": self.stream("speech", speech, 3)}
 
 
 def score_bundle(bundle_dir: Path, positives: dict[str, list[tuple[str, str, np.ndarray]]],
@@ -195,10 +192,10 @@ def score_bundle(bundle_dir: Path, positives: dict[str, list[tuple[str, str, np.
     for name, r in rec.items():
         s = rescore([r], bundle.labels, bundle.words, own, refractory, tolerance)
         row = s.summary()
-        if name in negatives:
+        if name in negatives:  # per hour of speech (the summary's bound), per 124 other words
             row["said"] = len(r.labels)
-            row["fa_upper_95"] = rate_upper_95(s.false_alarms, r.duration / 3600 if name == "speech" else
-                                               len(r.labels) / OTHER_PHRASES)
+            row["fa_upper_95"] = row["fa_per_hour_upper_95"] if name == "speech" else \
+                rate_upper_95(s.false_alarms, len(r.labels) / OTHER_PHRASES)
         out[name] = row
     quiet = sweep([rec[n] for n in negatives], bundle.labels, bundle.words, list(LEVELS), refractory, tolerance)
     out["equal_fa"] = {}
