@@ -15,8 +15,9 @@ PY := $(VENV)/bin/python
 STAMPS := .make
 APT_RUNTIME := python3-venv libportaudio2 libsndfile1
 # espeak-ng speaks the test words; PulseAudio is the virtual microphone of the e2e test; tmux is
-# the real terminal of the live view's test.
-APT_TEST := $(APT_RUNTIME) espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins tmux
+# the real terminal of the live view's test; chromium is the real browser of the page's test
+# (driven by Playwright for Python, which downloads no browser of its own).
+APT_TEST := $(APT_RUNTIME) espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins tmux chromium
 
 .PHONY: listen test lint voices install-runtime install-test clean-env
 

@@ -198,7 +198,7 @@ class TrainConfig(_Section):
 
 class EnrollConfig(_Section):
     # kws enroll's own values of train.augment keys: a synthetic enrolment needs more speaker
-    # and channel variety than a dataset of people does (kws_train.enroll.study measures each).
+    # and channel variety than a dataset of people does (studies/enroll_study.py measures each).
     augment: dict[str, Any] = {}
 
     @model_validator(mode="after")
@@ -286,6 +286,31 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+class _KeyGivenTwice(yaml.YAMLError):
+    def __init__(self, key, line: int, first: int):
+        super().__init__(f"{key!r} given twice")
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` lays keys under the mapping's own: not a repetition
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: SafeLoader's own error names it
+            if first is not None:
+                raise _KeyGivenTwice(key, line, first)
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict:
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, not a config file")
@@ -297,7 +322,10 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: not a text (UTF-8) file: byte {err.object[err.start]:#04x} "
                           f"at offset {err.start}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _KeyGivenTwice as err:
+        raise ConfigError(f"{path}: line {err.line}: {err.key!r} is given twice (first on line {err.first}); "
+                          "YAML would keep only the last: remove one") from None
     except (yaml.YAMLError, RecursionError, ValueError) as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
