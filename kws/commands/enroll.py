@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from kws.bundle import check_bundle_target
-from kws.cli import count_argument, debugging, require_extras
+from kws.cli import count_argument, debugging, json_line, require_extras
 from kws.config import Config
 from kws.errors import KwsError
 from kws.quiet import quiet_tensorflow
@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=count_argument, default=0, metavar="N",
                         help="TensorFlow threads (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json-progress", action="store_true",
+                        help='progress as JSON lines on stdout, {"stage", "done"} (done: 0 to 1), '
+                             "instead of a bar: for a program to follow (the page of kws serve --http)")
 
 
 def _default(given: str | None, fallback: str) -> str | None:
@@ -63,6 +66,19 @@ def _default(given: str | None, fallback: str) -> str | None:
             raise KwsError(f"{given}: no such folder")
         return given
     return fallback if Path(fallback).is_dir() else None
+
+
+def json_progress():
+    """``report(stage, done)`` for ``enroll``: a JSON line on stdout at each stage and each
+    percent of the work (finer steps would only flood the reader)."""
+    last = {"stage": None, "done": -1.0}
+
+    def report(stage: str, done: float) -> None:
+        if stage != last["stage"] or done >= last["done"] + 0.01:
+            last.update(stage=stage, done=done)
+            print(json_line({"stage": stage, "done": round(done, 3)}), flush=True)
+
+    return report
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -86,7 +102,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     report = enroll(config, args.words, args.out, recordings=args.recordings,
                     with_commands=args.with_commands, data=data, negatives=negatives,
                     engines=engines, budget=args.budget, seed=args.seed, cache=args.cache,
-                    base=args.base, progress=not args.no_progress, threads=args.threads,
+                    base=args.base, progress=json_progress() if args.json_progress else not args.no_progress,
+                    threads=args.threads,
                     tune_epochs=args.tune_epochs)
     print(format_report(report))
     print(f"kws: {summary_line(report)}")

@@ -84,10 +84,12 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
            with_commands: bool = False, data: str | Path | None = None,
            negatives: str | Path | None = None, engines: list[str] | None = None,
            budget: str | Budget = "normal", seed: int = 0, cache: str | Path | None = None,
-           base: str | Path | None = None, progress: bool = True, threads: int = 0,
+           base: str | Path | None = None, progress=True, threads: int = 0,
            tune_epochs: int | None = None) -> dict:
     """Enroll ``words`` and write the bundle ``out``; returns the report. ``budget``: a name
-    from ``BUDGETS``, or a ``Budget`` of one's own (``kws_train.enroll.study``'s levers)."""
+    from ``BUDGETS``, or a ``Budget`` of one's own (``kws_train.enroll.study``'s levers).
+    ``progress``: a bar on a terminal (True), none (False), or ``report(stage, done)`` told
+    each step (``Progress``)."""
     started = time.monotonic()
     words = check_inputs(words, out, recordings, with_commands, data)
     if Path(base or config.model_path).resolve() == Path(out).resolve():
@@ -106,7 +108,7 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
               cache=Path(cache) if cache else Path(tempfile.gettempdir()) / "kws-enroll-cache",
               base=base, voices=all_voices, missing=missing, held=held_apart(all_voices), recordings=user,
               threads=threads)
-    bar = Progress(_estimates(job), progress)
+    bar = Progress(_estimates(job), progress is True, progress if callable(progress) else None)
     # The whole bundle, thresholds and report included, is built in one staging folder: the
     # previous bundle at ``out`` stays usable until this one is complete (kws.writes).
     with bundle_writer(out) as staging:

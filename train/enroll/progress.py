@@ -10,9 +10,11 @@ class Progress:
     """One bar over the whole enrollment, in estimated seconds of work, with the time left.
 
     Drawn on a terminal only (tqdm's ``disable=None``), and cleared when done, so an error
-    after it is still the one line on stderr."""
+    after it is still the one line on stderr. ``report(stage, done)``, if given, is told the
+    same progress (``done``: the fraction of the estimated work, 0 to 1) at each stage and
+    each step of one: how a program follows an enrolment (``kws enroll --json-progress``)."""
 
-    def __init__(self, stages: dict[str, float], enabled: bool = True):
+    def __init__(self, stages: dict[str, float], enabled: bool = True, report=None):
         from tqdm import tqdm
 
         self.stages = stages
@@ -23,12 +25,16 @@ class Progress:
         self.current, self.done_in_stage = None, 0.0
         self.seconds: dict[str, float] = {}  # measured time of each stage
         self._started = time.monotonic()
+        self.report = report
+        self._finished = 0.0  # estimated work of the stages done (a disabled tqdm counts none)
 
     def stage(self, name: str) -> None:
         self.finish_stage()
+        self._finished += self.done_in_stage
         self.current, self.done_in_stage = name, 0.0
         self._started = time.monotonic()
         self.bar.set_description_str(name)
+        self._tell()
 
     def estimate(self, stages: dict[str, float]) -> None:
         """New estimates of some stages, once the work they do is known."""
@@ -41,11 +47,17 @@ class Progress:
         if target > self.done_in_stage:
             self.bar.update(target - self.done_in_stage)
             self.done_in_stage = target
+            self._tell()
 
     def finish_stage(self) -> None:
         if self.current is not None:
             self.advance(1.0)
             self.seconds[self.current] = round(time.monotonic() - self._started, 1)
+
+    def _tell(self) -> None:
+        if self.report is not None:
+            total = sum(self.stages.values())
+            self.report(self.current, min(1.0, (self._finished + self.done_in_stage) / total) if total else 0.0)
 
     def close(self) -> None:
         self.finish_stage()
