@@ -2,10 +2,10 @@
 
 The default bundle's runtime files (``metadata.json``, ``frontend.npz``, ``model*.tflite``)
 are package data: ``kws/models`` is a link to the repository's ``models/`` (the source of
-truth), and the wheel carries ``kws/models/default`` as plain files. ``config.yaml`` sits in
-the package too (``kws/config.yaml``), and its ``detector.model: models/default`` is anchored
-to that file's real location: the repository's ``models/default`` in a clone or an editable
-install, the packaged copy in a wheel install. ``find_model`` also falls back to the packaged
+truth), and the wheel carries ``kws/models/default`` as plain files. ``kws/config.yaml`` is
+likewise a link to the repository's ``config.yaml``, and its ``detector.model: models/default``
+is anchored to that file's real location: the repository's ``models/default`` in a clone or an
+editable install, the packaged copy in a wheel install. ``find_model`` also falls back to the packaged
 copy when a path named ``models/<name>`` is absent (a config copied out of a clone).
 """
 

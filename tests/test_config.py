@@ -1,9 +1,44 @@
-"""Config: defaults load, files lay over them, bad values give one line naming the key."""
+"""Config: defaults load, files lay over them, bad values give one line naming the key; the
+file kws reads is the repository's one ``config.yaml``."""
+
+from pathlib import Path
 
 import pytest
 
-from kws.config import ConfigError, load_config, with_overrides
+from kws.config import DEFAULT_CONFIG, ConfigError, load_config, with_overrides
 from conftest import run_kws
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_kws_reads_the_config_yaml_a_user_edits():
+    # The package's config.yaml is a link to the top-level one, not a copy that can drift
+    # (the wheel carries it as a file: tests/test_wheel.py).
+    assert (ROOT / "kws" / "config.yaml").is_symlink()
+    assert DEFAULT_CONFIG == (ROOT / "config.yaml").resolve()
+
+
+@pytest.mark.parametrize("text, line, first", [
+    ("enroll:\n  augment: {}\nstream:\n  snr_db: 3\nenroll:\n  augment: {}\n", 5, 1),
+    ("audio:\n  block_ms: 10\n  ring_seconds: 2\n  block_ms: 20\n", 4, 2),
+    ("posterior: {thresholds: {up: 0.9, up: 0.8}}\n", 1, 1),
+])
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path, text, line, first):
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: line {line}: ") and f"first on line {first}" in message
+    assert "\n" not in message
+
+
+def test_a_merge_key_is_no_repetition(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("enroll:\n  augment: &mine {room_probability: 0.1, vtlp_probability: 0.2}\n"
+                    "train:\n  augment:\n    <<: *mine\n    room_probability: 0.3\n")
+    augment = load_config(path).train.augment
+    assert (augment.room_probability, augment.vtlp_probability) == (0.3, 0.2)
 
 
 def test_defaults_are_the_documented_ones():

@@ -82,6 +82,13 @@ def test_the_wheel_brings_its_dependencies_and_nothing_of_the_clone(installed):
     assert "numpy" in requires and "ai-edge-litert" in requires and "tensorflow" not in requires
 
 
+def test_the_wheel_carries_the_repositorys_config_yaml(installed):
+    bin_dir, work = installed
+    path = run(bin_dir / "python", "-c", "import kws.config; print(kws.config.DEFAULT_CONFIG)", cwd=work).stdout
+    assert Path(path.strip()).is_relative_to(work.parent / "venv")
+    assert Path(path.strip()).read_text() == (ROOT / "config.yaml").read_text()
+
+
 def test_wheel_replays_with_the_shipped_model(installed):
     bin_dir, work = installed
     # The API's model, and the config's detector.model (what `kws listen` and `replay` load).
