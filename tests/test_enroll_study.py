@@ -1,13 +1,17 @@
-"""The enrolment study's bookkeeping (``kws_train.enroll.study``): which takes train and which
-test, which clips are negatives, and the levers it compares. The enrolments themselves are
-minutes each: the study's report in ``train/README.md`` is their result, not a test."""
+"""The enrolment study's bookkeeping (``studies/enroll_study.py``, a script outside the
+packages): which takes train and which test, which clips are negatives, and the levers it
+compares. The enrolments themselves are minutes each: the study's report in
+``docs/enrolment.md`` is their result, not a test."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from kws_train.enroll import study
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "studies"))
+
+import enroll_study as study  # noqa: E402
 
 
 def _clip(path: Path) -> None:
@@ -31,7 +35,7 @@ def test_negatives_are_the_held_apart_lists_without_the_enrolled_words(tmp_path)
         _clip(tmp_path / rel)  # d: a training clip, in neither list
     (tmp_path / "validation_list.txt").write_text("marvin/a_nohash_0.wav\nyes/b_nohash_0.wav\n")
     (tmp_path / "testing_list.txt").write_text("house/c_nohash_0.wav\n")
-    got = study._split_clips(tmp_path, {"marvin"})
+    got = study.other_word_clips(tmp_path, {"marvin"})
     assert [w for w, _ in got] == ["house", "yes"]
 
 
@@ -39,7 +43,7 @@ def test_each_lever_is_compared_with_none_and_all_combine_them():
     none, _, _ = study.LEVERS["none"]
     assert none == {"enroll.augment": {}}
     combined = study.LEVERS["all"][0]["enroll.augment"]
-    for name in study._LEVER_KEYS:
+    for name in study.LEVER_KEYS:
         alone = study.LEVERS[name][0]["enroll.augment"]
         assert alone and alone.items() <= combined.items()
     assert study.LEVERS["espeak-flite"][1] == ["flite", "espeak"]

@@ -3,6 +3,10 @@ that are not commands, replay the real clips of those words, and count false ala
 negatives. Their real clips never train an enrolment nor set its thresholds (``kws enroll``
 leaves an enrolled word's folder out of its negatives).
 
+A research harness, not part of kws: it is not installed, and runs as a script from the
+repository root with the training extras (``pip install -e '.[train]'``). ``--data`` is a
+Speech Commands root and ``--negatives`` a folder of running speech (``docs/enrolment.md``).
+
 Three studies, each resumable (a bundle already written is reused, so a stopped run goes on):
 
 ``levers``  one bundle per augmentation lever (``LEVERS``: speaker and channel perturbations of
@@ -20,9 +24,9 @@ readers of ``--negatives``: validation and testing splits, minutes only) and ``o
 people: the "other phrases" a user says). Hits per word; false alarms per hour of speech and
 per 124 other words, with the Poisson 95% upper bound that the audio's length allows.
 
-    python -m kws_train.enroll.study levers --out runs/enroll-study [--only none,rooms]
-    python -m kws_train.enroll.study takes --out runs/enroll-study
-    python -m kws_train.enroll.study report --out runs/enroll-study
+    python studies/enroll_study.py levers --data DIR --negatives DIR [--out runs/enroll-study] [--only none,rooms]
+    python studies/enroll_study.py takes --data DIR --negatives DIR
+    python studies/enroll_study.py report --data DIR --negatives DIR
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from kws_train.thresholds import LEVELS
 WORDS = ["marvin", "sheila", "house", "happy", "bird", "wow"]
 ALL_ENGINES = ["pico", "festival", "flite", "espeak"]
 SLOW_RATES = (0.7, 0.85, 1.0)  # synthetic speaking rates (1: the engine's), against (0.85, 1, 1.15)
-_LEVER_KEYS = {"speed": ["speed_probability"], "vtlp": ["vtlp_probability"], "rooms": ["room_probability"],
+LEVER_KEYS = {"speed": ["speed_probability"], "vtlp": ["vtlp_probability"], "rooms": ["room_probability"],
                "channel": ["colour_probability", "narrowband_probability"]}
 
 
@@ -58,7 +62,7 @@ def _levers() -> dict[str, tuple[dict, list[str], dict]]:
     alone more slowly than the engines do), all of them with mined running speech (the
     default ``Budget``), and fewer engines."""
     default = load_config(None).enroll.augment
-    alone = {name: {k: default[k] for k in keys} for name, keys in _LEVER_KEYS.items()}
+    alone = {name: {k: default[k] for k in keys} for name, keys in LEVER_KEYS.items()}
     unmined = {"mined_windows": 0}
     out = {"none": ({"enroll.augment": {}}, ALL_ENGINES, unmined)}
     out.update({name: ({"enroll.augment": a}, ALL_ENGINES, unmined) for name, a in alone.items()})
@@ -132,7 +136,7 @@ def run_takes(args) -> None:
 
 # --------------------------------------------------------------------------- scoring
 
-def _split_clips(data: Path, words: set[str]) -> list[tuple[str, Path]]:
+def other_word_clips(data: Path, words: set[str]) -> list[tuple[str, Path]]:
     """``(word, path)`` of every clip in the validation and testing splits whose word is not in
     ``words`` (silence is no word), in the order of the lists."""
     from kws.data.speech_commands import list_clips
@@ -161,7 +165,7 @@ class Streams:
 
     def negatives(self, words: list[str], limit: int):
         sr = self.sr
-        others = _split_clips(self.args.data, set(words))
+        others = other_word_clips(self.args.data, set(words))
         pick = np.random.default_rng(1).permutation(len(others))[:limit]
         other = [(w, f"speech_commands:{w}", read_audio(p, sr)) for w, p in (others[i] for i in sorted(pick))]
         speech = [(f"_speech:{p.stem}", str(p), read_audio(p, sr))
@@ -254,8 +258,8 @@ def _lever_line(row: dict) -> str:
 
 def format_report(results: dict, smoothing_ms: float | None = None) -> str:
     smoothing = "each bundle's own smoothing" if smoothing_ms is None else f"smoothing {smoothing_ms:g} ms"
-    command = "python -m kws_train.enroll.study report" + ("" if smoothing_ms is None else
-                                                           f" --smoothing-ms {smoothing_ms:g}")
+    command = "python studies/enroll_study.py report" + ("" if smoothing_ms is None else
+                                                         f" --smoothing-ms {smoothing_ms:g}")
     lines = [f"# Enrolment on real people (`{command}`; {smoothing})", "",
              "## Levers: " + ", ".join(WORDS) + " enrolled together, every real clip of them replayed", "",
              "At the bundle's own thresholds: hits of people, per word, false alarms; then hits at one "
@@ -289,15 +293,16 @@ def format_report(results: dict, smoothing_ms: float | None = None) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m kws_train.enroll.study", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python studies/enroll_study.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("study", choices=["levers", "takes", "report"])
     ap.add_argument("--out", type=Path, default=Path("runs/enroll-study"))
     ap.add_argument("--only", type=lambda s: s.split(","),
                     help=f"levers to run or report, from {','.join(LEVERS)}; report: 'takes' for the takes")
     ap.add_argument("--smoothing-ms", type=float, help="report: every bundle at this smoothing "
                     "(default: each bundle's own)")
-    ap.add_argument("--data", type=Path, default=Path("../shared/speech_commands"))
-    ap.add_argument("--negatives", type=Path, default=Path("../shared/speech_negatives"))
+    ap.add_argument("--data", type=Path, required=True, metavar="DIR", help="a Speech Commands root")
+    ap.add_argument("--negatives", type=Path, required=True, metavar="DIR",
+                    help="a folder of running speech without the words (its held-apart readers are scored)")
     ap.add_argument("--config", default=None)
     ap.add_argument("--cache", type=Path, default=Path("runs/enroll-study/cache"))
     ap.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,10 @@
 """Load benchmark of ``kws serve``: how many real-time client streams one core sustains, and
 the detection delay under that load.
 
-    python -m kws.eval.serve_bench --wav runs/serve_bench/commands_testing.wav
+    python studies/serve_bench.py --wav runs/serve_bench/commands_testing.wav
+
+A benchmark, not part of kws: it is not installed, and runs as a script from the repository
+root (the wav: ``kws make-stream --data DIR --split testing --minutes 2 --out ...``).
 
 The server is the real command (``kws serve`` on a free localhost port) in its own process,
 pinned to one CPU; the clients run in this process, on the other CPUs, one asyncio task and
@@ -211,7 +214,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kws.eval.serve_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python studies/serve_bench.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--wav", required=True, help="audio the clients stream (looped), e.g. from `kws make-stream`")
     parser.add_argument("--model", action="append", metavar="DIR", help="as `kws serve --model`")
     parser.add_argument("--streams", default="1,8,16,32,64,96,128,160,192,256",
