@@ -87,7 +87,7 @@ def enroll(config: Config, words: list[str], out: str | Path, *, recordings: str
            base: str | Path | None = None, progress=True, threads: int = 0,
            tune_epochs: int | None = None) -> dict:
     """Enroll ``words`` and write the bundle ``out``; returns the report. ``budget``: a name
-    from ``BUDGETS``, or a ``Budget`` of one's own (``kws_train.enroll.study``'s levers).
+    from ``BUDGETS``, or a ``Budget`` of one's own (``studies/enroll_study.py``'s levers).
     ``progress``: a bar on a terminal (True), none (False), or ``report(stage, done)`` told
     each step (``Progress``)."""
     started = time.monotonic()
@@ -161,7 +161,7 @@ def _enroll(job: Job, out: Path, staging: Path, rng: np.random.Generator, bar: P
     bar.stage("loading negatives")
     neg = load_negatives(job, rng, bar)
     # Few clean synthetic voices must stand for every speaker, room and microphone: enrolment
-    # perturbs with its own levels (config enroll.augment; kws_train.enroll.study measures them).
+    # perturbs with its own levels (config enroll.augment; studies/enroll_study.py measures them).
     augmenter = Augmenter(job.config.enroll_augment, neg.noises, job.sr, mel_centres(job.config.features),
                           job.seed)
     examples = training_examples(job, positives, others, neg, augmenter, rng)

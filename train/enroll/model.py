@@ -239,7 +239,7 @@ def export_bundle(staging: Path, job: Job, base: Base, calibration_waves: list, 
         bar.advance(0.9)
         # The base model's smoothing (500 ms for the shipped one; the config's where it sets
         # one): thresholds are chosen with it, and on real people it heard up to 9 points more at
-        # equal false alarms than the 250-ms fallback, in 7 of 9 comparisons (kws_train.enroll.study).
+        # equal false alarms than the 250-ms fallback, in 7 of 9 comparisons (studies/enroll_study.py).
         export.fill_bundle(staging, keras.Model(full.inputs, full.outputs), litert, frontend, job.labels,
                            job.config.audio.clip_seconds, {}, [], arch=training["arch"],
                            training=training, enroll=enroll, stream=checks["stream"],

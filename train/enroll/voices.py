@@ -57,7 +57,7 @@ def split_of(voice: synth.Voice, held: dict[str, str]) -> str:
     return held.get(voice.speaker, "training")
 
 
-# Fewer voices, fewer people heard (kws_train.enroll.study: 42% of real speakers from espeak-ng
+# Fewer voices, fewer people heard (studies/enroll_study.py: 42% of real speakers from espeak-ng
 # and flite, against 54% from every engine); the README's `make voices` installs them all.
 INSTALL_HINT = "; `make voices` installs every engine and voice"
 
