@@ -1,8 +1,8 @@
 """``kws enroll``: a word from espeak-ng voices, a small budget; replay finds it said by voices
 held out from enrollment and stays quiet on other words. Bad input is one line and exit 2.
 
-Every run here is given ``cwd=tmp_path``, so the default ``../shared`` data folders do not
-exist for it: enrollment must work from synthetic speech alone.
+``--data`` and ``--negatives`` have no default: without them enrollment must work from
+synthetic speech alone, and only the runs that test them pass them.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def test_enroll_then_replay_finds_the_word_in_held_out_voices(tmp_path):
                      "--base", str(BASE), "--cache", str(tmp_path / "cache"), "--no-progress",
                      "--threads", "2", cwd=tmp_path, timeout=900)
     print(result.stdout)
+    assert "no --negatives" not in result.stdout
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["labels"] == ["_silence_", "_unknown_", WORD] and meta["outputs"] == "logits"
     assert 0.5 <= meta["thresholds"][WORD] <= 1.0
@@ -186,9 +187,11 @@ def test_with_commands_keeps_the_ten_commands_in_the_bundle(tmp_path):
     commands = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
     data = make_dataset(tmp_path / "sc", commands, ["bird", "house"], n_voices=12)
     out = tmp_path / "m"
-    run_kws("enroll", WORD, "--with-commands", "--data", str(data), "--out", str(out), "--engines", "espeak",
-            "--budget", "tiny", "--base", str(BASE), "--cache", str(tmp_path / "cache"), "--no-progress",
-            "--threads", "2", cwd=tmp_path, timeout=900)
+    result = run_kws("enroll", WORD, "--with-commands", "--data", str(data), "--out", str(out), "--engines",
+                     "espeak", "--budget", "tiny", "--base", str(BASE), "--cache", str(tmp_path / "cache"),
+                     "--no-progress", "--threads", "2", cwd=tmp_path, timeout=900)
+    # no running speech given (there is no default folder): the user is told what it would add
+    assert "kws: no --negatives: " in result.stdout
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["labels"] == [SILENCE, UNKNOWN, WORD, *commands]
     assert set(meta["thresholds"]) == {WORD, *commands}
@@ -205,6 +208,5 @@ def test_with_commands_keeps_the_ten_commands_in_the_bundle(tmp_path):
 def test_with_commands_refuses_a_command_and_a_missing_folder(tmp_path):
     assert "already one of the ten commands" in _error(run_kws(
         "enroll", "stop", "--with-commands", "--data", str(tmp_path), "--out", str(tmp_path / "m"), check=False))
-    # (Without --data it takes ../shared/speech_commands where that exists: a folder that does not.)
     assert _error(run_kws("enroll", WORD, "--with-commands", "--data", str(tmp_path / "none"), "--out",
                           str(tmp_path / "m"), check=False)) == f"kws: error: {tmp_path / 'none'}: no such folder"

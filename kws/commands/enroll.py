@@ -20,10 +20,6 @@ from kws.quiet import quiet_tensorflow
 
 HELP = "train a spotter for your own word(s) from synthetic voices and your recordings"
 
-DEFAULT_DATA = "../shared/speech_commands"
-DEFAULT_NEGATIVES = "../shared/speech_negatives"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("words", nargs="+", metavar="WORD",
                         help="word or short phrase to spot (quote a phrase: \"hey kws\")")
@@ -34,11 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-commands", action="store_true",
                         help="keep the ten Speech Commands words in the same bundle (needs --data)")
     parser.add_argument("--data", metavar="DIR",
-                        help=f"Speech Commands folder for other words and noise (default: "
-                             f"{DEFAULT_DATA} if it exists; optional)")
+                        help="Speech Commands root: its other words said by people as negatives, its noise "
+                             "(optional; --with-commands needs it)")
     parser.add_argument("--negatives", metavar="DIR",
-                        help=f"folder of running speech without the word (default: {DEFAULT_NEGATIVES} "
-                             "if it exists; its training split trains, its validation split sets thresholds)")
+                        help="folder of people talking without the word, e.g. LibriSpeech (optional, and "
+                             "fewer false alarms: its training split trains, its validation split sets "
+                             "thresholds)")
     parser.add_argument("--engines", metavar="LIST",
                         help="speech engines, comma-separated (default: pico,festival,flite,espeak, "
                              "those installed; `make voices` installs them all)")
@@ -60,12 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "instead of a bar: for a program to follow (the page of kws serve --http)")
 
 
-def _default(given: str | None, fallback: str) -> str | None:
-    if given is not None:
-        if not Path(given).is_dir():
-            raise KwsError(f"{given}: no such folder")
-        return given
-    return fallback if Path(fallback).is_dir() else None
+def _folder(given: str | None) -> str | None:
+    if given is not None and not Path(given).is_dir():
+        raise KwsError(f"{given}: no such folder")
+    return given
 
 
 def json_progress():
@@ -88,8 +83,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         engines = [e.strip() for e in args.engines.split(",") if e.strip()]
         if not engines:
             raise KwsError("--engines is empty")
-    data = _default(args.data, DEFAULT_DATA)
-    negatives = _default(args.negatives, DEFAULT_NEGATIVES)
+    data, negatives = _folder(args.data), _folder(args.negatives)
 
     # The one import of the training package here (kws.cli turns its absence into one line).
     from kws_train.enroll import check_inputs, enroll, format_report, summary_line
@@ -107,5 +101,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
                     tune_epochs=args.tune_epochs)
     print(format_report(report))
     print(f"kws: {summary_line(report)}")
+    if negatives is None:
+        print("kws: no --negatives: no running speech trained this spotter or set its thresholds; "
+              "a folder of people talking (--negatives DIR) makes fewer false alarms in conversation")
     print(f"kws: try it: kws listen --model {args.out}")
     return 0
