@@ -3,8 +3,8 @@
 Each subcommand lives in ``kws/commands/<name>.py`` and exposes ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args, config) -> int``; the helpers they share (``--model``,
 the detector flags, JSON lines) live here. Command modules import nothing heavy at module
-level, so ``kws listen`` starts fast; only ``kws train`` reaches the training package, through
-one import inside ``kws.commands.train.run``.
+level, so ``kws listen`` starts fast; only ``kws train`` and ``kws enroll`` reach the training
+package, each through one import inside its ``run`` (``kws.commands.train``, ``kws.commands.enroll``).
 
 Errors the user can act on (``KwsError``) print one line, ``kws: error: ...``, and exit 2.
 ``main`` is the one place that rule lives: *every* exception a command lets out (an unwritable

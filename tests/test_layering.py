@@ -1,8 +1,9 @@
 """Dependencies point one way: ``kws`` never imports the training package or TensorFlow.
 
 ``kws_train`` (the folder ``train/``) depends on ``kws``; the reverse would tie the runtime
-to TensorFlow. ``kws train`` reaches the trainer through one import inside
-``kws/commands/train.py``; nothing else in ``kws`` may name it.
+to TensorFlow. ``kws train`` and ``kws enroll`` reach the training package through one import
+each, inside ``kws/commands/train.py`` and ``kws/commands/enroll.py``; nothing else in ``kws``
+may name it.
 """
 
 import ast

@@ -3,9 +3,8 @@
 Why: Speech Commands has ~580 clips of other words and few of "on"/"off"; the model has never
 heard the near-words that make it fire on real speech (know/now/nine for "no", top/shop for
 "stop"...), and ``kws enroll`` needs a word it has no recordings of said by many voices.
-Offline TTS engines make those on the spot (facts measured on these machines:
-``../shared/TTS_NOTES.md``). Robotic voices did not help as negatives in a first experiment,
-so the most natural engines come first and every engine is optional.
+Offline TTS engines make those on the spot. Robotic voices did not help as negatives in a first
+experiment, so the most natural engines come first and every engine is optional.
 
 Contract
 --------
