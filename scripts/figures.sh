@@ -1,14 +1,15 @@
 #!/bin/sh
-# Reruns every figure quoted in the README for the shipped model (models/default), writing the
-# reports to runs/figures/. DATA is a Speech Commands root (default ../shared/speech_commands),
-# NEG a folder of real running speech (default ../shared/speech_negatives).
-#   sh scripts/figures.sh [DATA] [NEG]
+# Reruns every figure quoted in the README and docs/results.md for the shipped model
+# (models/default), writing the reports to runs/figures/. DATA is a Speech Commands root, NEG a
+# folder of real running speech split by speaker (kws.data.negatives; the README says where
+# to get both).
+#   sh scripts/figures.sh DATA NEG
 # Nothing here was used to choose anything: the streams are the testing split of Speech
 # Commands and the testing readers of NEG (kws.data.negatives), which training and threshold
 # selection never hear.
 set -e
-DATA=${1:-../shared/speech_commands}
-NEG=${2:-../shared/speech_negatives}
+DATA=${1:?usage: sh scripts/figures.sh DATA NEG (a Speech Commands root, a folder of running speech)}
+NEG=${2:?usage: sh scripts/figures.sh DATA NEG (a Speech Commands root, a folder of running speech)}
 OUT=runs/figures
 mkdir -p $OUT
 # Clips: the testing list plus the dataset's official _silence_/ clips, and apart the official
