@@ -188,8 +188,9 @@ class TrainConfig(_Section):
     seed: int = Field(ge=0)         # numpy's generators take no negative seed
     init: str | None = None         # a bundle whose Keras model training starts from (fine-tuning)
     keep: Literal["best", "last"] = "best"  # weights kept: best validation epoch, or the last
-    teacher: str | None             # a bundle whose posteriors the model also learns (distillation)
+    teacher: str | None             # a model whose posteriors the model also learns (kws_train.teachers)
     distill_weight: float = Unit    # share of the target that is the teacher's posteriors
+    distill_temperature: float = Pos  # a foreign teacher's logits are softened by it
     silence_fraction: float = Unit
     unknown_fraction: float = Unit
     augment: AugmentConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from kws.eval.metrics import table
 from kws_train.models import build
 from kws.data.negatives import negative_files
 from kws_train.pipeline import BatchMaker, NegativeSource, Teacher, features, training_dataset
+from kws_train.teachers import TargetCache, teacher_identity
 from kws.eval.reports import plot_confusion, plot_curves
 
 NORMALISER_CLIPS = 2000   # training clips the Normalization layer is adapted on
@@ -152,6 +154,25 @@ def load_negatives(config: Config) -> list[NegativeSource]:
     return out
 
 
+# What an epoch's batches do not depend on: a teacher's targets cached under one run's key serve
+# a student of another architecture, schedule or starting point trained on the same batches.
+_NOT_IN_BATCHES = ("arch", "bilstm_merge", "width", "streamable", "epochs", "learning_rate", "warmup_epochs",
+                   "patience", "init", "keep", "distill_weight")
+
+
+def _teacher(config: Config, data: str | Path, labels: list[str], cache_root: Path) -> Teacher:
+    """The run's teacher, its targets cached by everything its batches depend on."""
+    tc = config.train
+    teacher = Teacher(tc.teacher, labels, tc.distill_weight, tc.distill_temperature)
+    batches = tc.model_dump(mode="json", exclude=set(_NOT_IN_BATCHES))
+    key = json.dumps({"teacher": teacher_identity(teacher.model), "data": str(Path(data).resolve()),
+                   "words": list(config.words), "audio": config.audio.model_dump(mode="json"),
+                   "features": config.features.model_dump(mode="json"), "batches": batches}, sort_keys=True)
+    teacher.cache = TargetCache(cache_root, key)
+    print(f"teacher: {tc.teacher} (targets cached in {teacher.cache.folder})", flush=True)
+    return teacher
+
+
 def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str | Path,
                  resume: bool = False) -> dict:
     """Train ``config.train.arch`` on ``data`` and write the bundle ``out``; return its metrics."""
@@ -171,7 +192,7 @@ def train_bundle(config: Config, data: str | Path, out: str | Path, workdir: str
               f"{state['best_epoch']})", flush=True)
     sr = config.audio.sample_rate
     gap = tuple(ms_to_samples(ms, sr) for ms in tc.negatives.embedded_gap_ms)
-    teacher = Teacher(tc.teacher, labels, tc.distill_weight) if tc.teacher else None
+    teacher = _teacher(config, data, labels, work.path.parent / "teacher-cache") if tc.teacher else None
     maker = BatchMaker(prep.audio.waves, prep.audio.targets, prep.frontend, prep.augmenter,
                        labels.index(SILENCE), labels.index(UNKNOWN), prep.negatives, gap, teacher)
     partials = round(tc.augment.partial_fraction * tc.clips_per_class)

@@ -8,28 +8,28 @@ built in numpy inside ``tf.numpy_function`` (parallel map, prefetch) from a seed
 
 Validation and test features are computed once, without augmentation, and cached as arrays.
 
-Distillation (``train.teacher``): a trained bundle's float LiteRT model scores each augmented
-dataset clip as the student sees it, and its target becomes ``distill_weight`` of those
-posteriors plus the rest of the one-hot label (soft targets, categorical cross-entropy). Rows
-made to be ``_unknown_`` (silence, partial words, negative windows, embedded commands, mined
-windows the teacher itself may fire on) keep their hard label. A teacher averaged
-from independently trained models (``kws_train.ensemble``) passes on what the average knows
-at the cost of one model at run time.
+Distillation (``train.teacher``): a teacher (``kws_train.teachers``: a kws bundle on our
+features, or a foreign model on the augmented waveform itself) scores each augmented dataset
+clip as the student sees it, and its target becomes ``distill_weight`` of those posteriors plus
+the rest of the one-hot label (soft targets, categorical cross-entropy). The teachers are
+competent on Speech Commands clips (command words and other words), so only those rows are
+taught; rows made to be ``_unknown_`` or ``_silence_`` (silence and noise, partial words,
+running-speech windows, embedded commands, mined windows the teacher itself may fire on) keep
+their hard label: teachers trained on clips alone call read speech a command word and loud
+silence a word.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from kws.bundle import load_bundle
-from kws.errors import KwsError
 from kws.features import FrontEnd
 from kws.eval.testaudio import speech_bounds
 from kws_train.augment import Augmenter
+from kws_train.teachers import TargetCache, load_teacher
 from kws.data.speech_commands import fit_length
 
 
@@ -92,24 +92,26 @@ def epoch_plan(targets: np.ndarray, num_classes: int, silence_label: int, unknow
 
 
 class Teacher:
-    """Soft targets from a trained bundle: ``weight`` of its float posteriors plus ``1 - weight``
-    of the one-hot labels. tf.data makes batches on several threads and a LiteRT interpreter
-    is not thread-safe, so each thread gets its own."""
+    """Soft targets: ``weight`` of a teacher's posteriors (``kws_train.teachers.load_teacher``)
+    plus ``1 - weight`` of the one-hot label, on the rows that are taught; with a ``cache``,
+    a batch's posteriors are read back instead of run again (``kws_train.teachers.TargetCache``)."""
 
-    def __init__(self, path: str, labels: list[str], weight: float):
-        self.bundle = load_bundle(path)
-        if self.bundle.labels != labels:
-            raise KwsError(f"{path}: the teacher's labels {self.bundle.labels} differ from {labels}")
-        self.weight, self.classes = weight, len(labels)
-        self._local = threading.local()
+    def __init__(self, path: str, labels: list[str], weight: float, temperature: float = 1.0,
+                 cache: TargetCache | None = None):
+        self.model = load_teacher(path, labels, temperature)
+        self.weight, self.classes, self.cache = weight, len(labels), cache
 
-    def __call__(self, x: np.ndarray, y: np.ndarray, taught: np.ndarray) -> np.ndarray:
-        """Targets for features ``x`` with labels ``y``; rows not ``taught`` keep the label."""
-        if not hasattr(self._local, "classifier"):
-            self._local.classifier = self.bundle.classifier()
+    def __call__(self, waves: np.ndarray, x: np.ndarray, y: np.ndarray, taught: np.ndarray,
+                 seed: np.ndarray) -> np.ndarray:
+        """Targets for the batch ``seed`` (waveforms ``waves``, features ``x``, labels ``y``);
+        rows not ``taught`` keep their label."""
         out = np.eye(self.classes, dtype=np.float32)[y]
         if taught.any():
-            soft = self._local.classifier.predict(x[taught])
+            soft = self.cache.get(seed) if self.cache else None
+            if soft is None or len(soft) != taught.sum():
+                soft = self.model(waves[taught], x[taught])
+                if self.cache:
+                    self.cache.put(seed, soft)
             out[taught] = self.weight * soft + (1 - self.weight) * out[taught]
         return out
 
@@ -137,6 +139,7 @@ class BatchMaker:
         length = self.waves.shape[1]
         x = np.empty((len(rows), self.frontend.num_frames(length), self.frontend.dim), np.float32)
         y = np.empty(len(rows), np.int32)
+        waves = np.empty((len(rows), length), np.float32)  # what a foreign teacher hears
         for row, (index, kind) in enumerate(rows):
             if kind == SILENCE_CLIP:
                 wave, y[row] = self.augmenter.silence(length, rng), self.silence_label
@@ -152,8 +155,9 @@ class BatchMaker:
                 y[row] = self.unknown_label
             else:
                 wave, y[row] = self.augmenter.waveform(self.waves[index], rng), self.targets[index]
+            waves[row] = wave
             x[row] = self.augmenter.spectrogram(self.frontend.compute(wave), rng)
-        return (x, y) if self.teacher is None else (x, self.teacher(x, y, rows[:, 1] == CLIP))
+        return (x, y) if self.teacher is None else (x, self.teacher(waves, x, y, rows[:, 1] == CLIP, seed))
 
 
 def training_dataset(maker: BatchMaker, num_classes: int, clips_per_class: int, partials: int,

@@ -8,7 +8,8 @@ training crops windows out of the ``training`` files, ``kws make-stream --negati
 streams of the other two, and none hears another's audio.
 
 LibriSpeech names files ``<reader>-<chapter>-<utterance>``; the hash is taken over the part
-before the first ``-``, so a reader's files stay on one side.
+before the first ``-``, so a reader's files stay on one side. A corpus with a folder per
+speaker (speechocean762: ``<split>/<speaker>/<utterance>.flac``) is hashed by that folder.
 """
 
 from __future__ import annotations
@@ -29,10 +30,21 @@ def audio_files(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def split_of(path: str | Path, holdout: float) -> str:
+def speaker_of(path: str | Path, folder: str | Path | None = None) -> str:
+    """Who speaks in ``path``: the file name before its first ``-`` (LibriSpeech's
+    ``<reader>-<chapter>-<utterance>``); else, for a file in a folder of its own below
+    ``folder`` (``<folder>/.../<speaker>/<utterance>``, as speechocean762 is laid out), that
+    folder's name; else the file itself."""
+    path = Path(path)
+    if "-" in path.stem or folder is None or path.parent.resolve() == Path(folder).resolve():
+        return path.stem.split("-")[0]
+    return path.parent.name
+
+
+def split_of(path: str | Path, holdout: float, folder: str | Path | None = None) -> str:
     """``"testing"``, ``"validation"`` (``holdout / 2`` of speakers each) or ``"training"``,
-    from a hash of the speaker (the file name before its first ``-``)."""
-    speaker = Path(path).stem.split("-")[0]
+    from a hash of the speaker (``speaker_of``)."""
+    speaker = speaker_of(path, folder)
     value = int(hashlib.sha1(speaker.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "testing" if value < holdout / 2 else "validation" if value < holdout else "training"
 
@@ -40,4 +52,4 @@ def split_of(path: str | Path, holdout: float) -> str:
 def negative_files(folder: str | Path, split: str | None, holdout: float) -> list[Path]:
     """The audio files of ``folder`` in ``split`` (``None``: all of them)."""
     files = audio_files(folder)
-    return files if split is None else [p for p in files if split_of(p, holdout) == split]
+    return files if split is None else [p for p in files if split_of(p, holdout, folder) == split]
