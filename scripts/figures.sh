@@ -4,6 +4,9 @@
 # folder of real running speech split by speaker (kws.data.negatives; the README says where
 # to get both).
 #   sh scripts/figures.sh DATA NEG
+# The README's table of what kws measures quotes docs/results.md, where these reports' figures
+# go; tests/test_readme.py holds each of its figures to docs/results.md and its command to one
+# run here, so update docs/results.md, then the README's table.
 # Nothing here was used to choose anything: the streams are the testing split of Speech
 # Commands and the testing readers of NEG (kws.data.negatives), which training and threshold
 # selection never hear.
