@@ -55,3 +55,13 @@ def test_a_false_alarm_count_vouches_only_for_its_poisson_bound():
     assert rate_upper_95(0, 0.1) == pytest.approx(29.96, abs=1e-2)  # 6 minutes bound 30 an hour
     assert rate_upper_95(1, 1.0) == pytest.approx(4.744, abs=1e-3)
     assert rate_upper_95(0, 0.0) == float("inf")
+
+
+def test_a_few_hard_negatives_never_starve_a_word():
+    speech = _recording([0.97], "_negative_")
+    commands = _recording([0.95, 0.9, 0.75, 0.6], "lamp")
+    config = load_config()
+    assert choose([speech, commands], BUNDLE, config, 0)[0]["lamp"] > 0.97  # hears none of the four
+    # Kept at half its hits: up to 0.9, where the 0.95 and 0.9 still fire, whatever the speech asks.
+    assert choose([speech, commands], BUNDLE, config, 0, keep_hits=0.5)[0]["lamp"] == pytest.approx(0.9)
+    assert choose([speech, commands], BUNDLE, config, 0, keep_hits=1.0)[0]["lamp"] <= 0.6

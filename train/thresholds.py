@@ -6,7 +6,8 @@ running speech of readers training never heard, other words). Each is replayed o
 the real ``Detector``, recording the smoothed posteriors of every hop; each word's threshold is
 then the lowest level at which that word alone makes at most ``--errors`` errors (default 0) on
 all of them together (false alarms on the negatives or other words, firing on another command
-word), so the words' false alarms stay near zero per hour on real speech. The choice, the
+word), so the words' false alarms stay near zero per hour on real speech, but never above the
+level where the word would lose more than ``1 - --keep-hits`` of its hits. The choice, the
 posterior smoothing it was made with (``--config``'s ``posterior.smoothing_ms``: thresholds hold
 for that smoothing, so the runtime uses it unless the user sets another) and the streams' score
 with the chosen thresholds go into the metadata.
@@ -36,12 +37,15 @@ LEVELS = np.round(np.concatenate([np.arange(0.5, 0.95, 0.01), np.arange(0.95, 0.
 
 
 def choose(recordings: list[Recording], bundle: Bundle, config: Config,
-           errors: int | Sequence[int] = 0) -> tuple[dict, dict]:
+           errors: int | Sequence[int] = 0, keep_hits: float = 0.0) -> tuple[dict, dict]:
     """Per-word thresholds and the streams' summed score (``Score.summary()``) with all of them.
 
     ``errors``: the false alarms each word may make on all ``recordings`` together, or one
     allowance per recording (e.g. none on minutes of running speech, a few on hundreds of
-    other words)."""
+    other words). ``keep_hits``: a word's threshold never rises above the last level at which
+    it still hears that share of the commands it hears at the lowest level, however few
+    negatives ask for more: a threshold set by one or two hard negatives otherwise starves
+    the word (a shipped ``up`` at 0.97 heard 61% of new speakers' clips)."""
     refractory = config.posterior.refractory_ms / 1000
     tolerance = config.stream.tolerance_ms / 1000
     groups = [(recordings, errors)] if isinstance(errors, int) else \
@@ -52,7 +56,12 @@ def choose(recordings: list[Recording], bundle: Bundle, config: Config,
         for recs, allowed in groups:
             rows = sweep(recs, bundle.labels, [word], list(LEVELS), refractory, tolerance)
             ok &= np.array([s.false_alarms <= allowed for _, s in rows])
-        chosen[word] = float(LEVELS[np.argmax(ok)] if ok.any() else LEVELS[-1])
+        level = int(np.argmax(ok)) if ok.any() else len(LEVELS) - 1
+        hits = np.array([s.hits for _, s in sweep(recordings, bundle.labels, [word], list(LEVELS),
+                                                  refractory, tolerance)])
+        if hits[0]:
+            level = min(level, int(np.flatnonzero(hits >= keep_hits * hits[0]).max()))
+        chosen[word] = float(LEVELS[level])
     thresholds = np.array([chosen.get(label, math.inf) for label in bundle.labels])
     return chosen, rescore(recordings, bundle.labels, bundle.words, thresholds, refractory,
                            tolerance).summary()
@@ -67,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
                              "labels are the CSV beside it")
     parser.add_argument("--errors", type=int, default=0, metavar="N",
                         help="errors each word may make on the streams (default: 0)")
+    parser.add_argument("--keep-hits", type=float, default=0.0, metavar="SHARE",
+                        help="no word's threshold above the level where it still hears SHARE of the "
+                             "commands it hears at the lowest level (default: 0, no such bound)")
     parser.add_argument("--config", help="config laid over the defaults")
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -74,9 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     config = with_overrides(config, {"words": bundle.words})
     recordings = [record_stream(bundle, config, wav, read_labels(labels_path(wav)))
                   for wav in args.wav]
-    thresholds, result = choose(recordings, bundle, config, args.errors)
+    thresholds, result = choose(recordings, bundle, config, args.errors, args.keep_hits)
     report = {"streams": args.wav, "minutes": round(sum(r.duration for r in recordings) / 60, 1),
-              "rule": f"lowest level with at most {args.errors} errors of that word on the streams",
+              "rule": f"lowest level with at most {args.errors} errors of that word on the streams"
+                      + (f", never above the level keeping {args.keep_hits:.0%} of its hits" if args.keep_hits else ""),
               **result}
     # The thresholds hold for the smoothing they were chosen with: the bundle keeps both.
     rewrite_metadata(bundle, thresholds=thresholds, smoothing_ms=smoothing_ms(config, bundle.smoothing_ms),
