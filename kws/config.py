@@ -4,6 +4,11 @@
 over it (keys left out keep their defaults); ``with_overrides`` lays command-line values over
 that. Every value passes through the same validation, and a bad one raises ``ConfigError``
 with a single line that names the key and what is allowed.
+
+``kws/config.yaml`` is a link to the repository's top-level ``config.yaml``, so a clone reads
+the file its user edits, and the wheel carries that same file (``tests/test_config.py``). A key
+given twice in one mapping is refused, naming both lines: YAML itself keeps the last one
+without a word, so an edit to the first would silently do nothing.
 """
 
 from __future__ import annotations
