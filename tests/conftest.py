@@ -106,3 +106,108 @@ def run_kws(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedPro
     if check and result.returncode != 0:
         raise AssertionError(f"kws {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+def one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The single stderr line of a failed command (exit 2, no traceback), holding ``fragments``."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("kws: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def in_process(capsys, *argv: str) -> tuple[int, str]:
+    """``kws argv`` in this process: its exit status and its stderr."""
+    from kws.cli import main
+
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle, tmp_path) -> Path:
+    """A copy of the committed test bundle, free to change."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    return copy
+
+
+# What a reader of the folder ``out`` finds: None (nothing there) or its listing and a digest of
+# its metadata.json (None without one). Source text: the watched process runs it too.
+_VIEW = r"""
+def view(out):
+    import hashlib, os
+    try:
+        names = tuple(sorted(os.listdir(out)))
+    except FileNotFoundError:
+        return None
+    try:
+        with open(os.path.join(out, "metadata.json"), "rb") as meta:
+            return names, hashlib.sha256(meta.read()).hexdigest()
+    except FileNotFoundError:
+        return names, None
+"""
+exec(_VIEW)  # defines view(out)
+
+# Run by ``watched``: the program, with an audit hook that notes ``view(OUT)`` before every file
+# operation under OUT's folder and once more at exit. What a reader meets between two
+# operations is what the next one finds before it runs (or the exit does), so these are all the
+# states OUT went through, however fast: no polling, no race.
+_WATCHER = _VIEW + r"""
+import atexit, json, os, runpy, sys
+out, record, how, program = sys.argv[1:5]
+sys.argv[:] = [program if how == "-m" else "-c", *sys.argv[5:]]
+folder = os.path.dirname(os.path.abspath(out)) + os.sep
+seen, busy = set(), [False]
+# WATCH_KILL_AT=NAME: die (SIGKILL) on opening NAME in a staging folder of OUT, half way through.
+kill_at = os.environ.get("WATCH_KILL_AT")
+staging = os.sep + "." + os.path.basename(out) + ".kws-staging-"
+
+def under(value):
+    return isinstance(value, (str, bytes, os.PathLike)) and \
+        os.path.abspath(os.fsdecode(value)).startswith(folder)
+
+def hook(event, args):
+    if busy[0] or not (event == "open" or event.startswith(("os.", "shutil.", "tempfile."))):
+        return
+    if kill_at and event == "open" and isinstance(args[0], str) and staging in args[0] \
+            and args[0].endswith(os.sep + kill_at):
+        os.kill(os.getpid(), 9)
+    if any(under(a) for a in args):
+        busy[0] = True
+        seen.add(view(out))
+        busy[0] = False
+
+def save():
+    busy[0] = True
+    seen.add(view(out))
+    with open(record, "w") as f:
+        json.dump(list(seen), f)
+
+atexit.register(save)
+sys.addaudithook(hook)
+if how == "-m":
+    runpy.run_module(program, run_name="__main__", alter_sys=True)
+else:
+    exec(compile(program, "<watched>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def watched(out: Path, record: Path, how: str, program: str, *args: str) -> list[str]:
+    """The command line that runs ``python -m program args`` (``how`` ``-m``) or the code
+    ``program`` (``-c``) and writes to ``record`` every ``view`` of ``out`` it went through."""
+    return [sys.executable, "-c", _WATCHER, str(out), str(record), how, program, *args]
+
+
+def torn(seen: set, old, new) -> set:
+    """The states a reader met that were neither the ``old`` output nor the ``new`` one."""
+    return seen - {old, new}
+
+
+def states(record: Path) -> set:
+    """The views a ``watched`` run wrote, as ``view`` gives them."""
+    import json
+
+    return {s if s is None else (tuple(s[0]), s[1]) for s in json.loads(record.read_text())}

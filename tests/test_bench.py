@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from kws.eval.testaudio import Label, write_labels
-from conftest import run_kws
+from conftest import in_process, run_kws
 
 
 def bench(bundle, spoken, tmp_path, *extra):
@@ -38,7 +38,10 @@ def test_bench_reports_every_figure(tiny_bundle, spoken, tmp_path):
         assert 0 < total["p50"] <= total["p95"] <= total["p99"] <= total["max"]
         assert hop["classifier"]["n"] == total["n"] > 0
     assert abs(report["rtf"]["audio_s"] - 12) < 0.1 and report["rtf"]["rtf"] > 0
-    assert 0 < report["live"]["cpu_share"] < 1 and report["live"]["lost_samples"] == 0
+    # What live audio lost is a figure of the benchmark (how fast this machine kept up), not a
+    # promise: a count, shown.
+    live = report["live"]
+    assert live["cpu_share"] > 0 and isinstance(live["lost_samples"], int) and live["lost_samples"] >= 0
     assert report["detection"]["commands"] == len(labels) and report["detection"]["hits"] > 0
     assert report["startup"]["seconds"] > 0 and report["startup"]["peak_rss_mb"] > 10
     assert "naive" not in report and report["ratios"] == {}
@@ -150,3 +153,12 @@ def test_live_cpu_ends_when_the_hop_is_not_a_whole_number_of_blocks(tiny_bundle)
     worker.start()
     worker.join(timeout=60)
     assert not worker.is_alive() and result["lost_samples"] == 0
+
+
+def test_bench_without_tensorflow_says_so_before_measuring(monkeypatch, capsys, tiny_bundle):
+    import kws.eval.bench as bench
+
+    monkeypatch.setattr(bench, "baseline_missing", lambda: "tensorflow")
+    monkeypatch.setattr(bench, "pin_to_one_core", lambda: pytest.fail("measured first"))
+    code, err = in_process(capsys, "bench", "--model", str(tiny_bundle))
+    assert code == 2 and "needs TensorFlow" in err and "--no-baseline" in err

@@ -4,9 +4,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_kws
+from conftest import in_process, one_error_line, run_kws
 
+from kws import cli
 from kws.cli import main
+from pulse import virtual_mic  # noqa: F401 (a fixture)
 
 COMMANDS = ["listen", "devices", "replay", "make-stream", "eval-stream", "bench", "train", "eval",
             "enroll", "record"]
@@ -62,3 +64,44 @@ def test_threshold_errors_on_the_command_line(tiny_bundle, tmp_path):
                                           "(yes, no, up, stop)"]
     result = run_kws("replay", str(wav), "--model", str(tiny_bundle), "--threshold", "up=2", check=False)
     assert result.returncode == 2 and "--threshold: up: 2 is not between 0 and 1" in result.stderr
+
+
+def test_any_failure_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
+    import kws.commands.devices as devices
+
+    def boom(args, config):
+        raise ValueError("something deep\nsecond line")
+
+    monkeypatch.setattr(devices, "run", boom)
+    code, err = in_process(capsys, "devices")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("kws: error: ValueError: something deep") and "--debug" in err
+    with pytest.raises(ValueError):
+        main(["--debug", "devices"])
+    monkeypatch.setenv("KWS_DEBUG", "1")
+    with pytest.raises(ValueError):
+        main(["devices"])
+
+
+def full_disk(command: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    with open("/dev/full", "w") as full:
+        return subprocess.run([sys.executable, "-m", "kws", *command], stdout=full, stderr=subprocess.PIPE,
+                              text=True, env=env)
+
+
+def test_devices_on_a_full_disk(virtual_mic):
+    # The virtual microphone gives `devices` a list to print, and so something to fail on.
+    one_error_line(full_disk(["devices"], virtual_mic.env), "cannot write output", "No space left on device")
+
+
+def test_full_disk_and_closed_stdout(spoken, tiny_bundle):
+    wav = str(spoken[2])
+    one_error_line(full_disk(["replay", wav, "--model", str(tiny_bundle)]), "cannot write output",
+                   "No space left on device")
+    closed = subprocess.run(f"{sys.executable} -m kws replay {wav} --model {tiny_bundle} >&-",
+                            shell=True, capture_output=True, text=True)
+    one_error_line(closed, "standard output is closed")
+
+
+def test_stdout_check_passes_under_capture(capsys):
+    assert cli._stdout_usable()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kws.config import DEFAULT_CONFIG, ConfigError, load_config, with_overrides
-from conftest import run_kws
+from conftest import in_process, run_kws
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,3 +109,50 @@ def test_cli_reports_config_errors_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "features.n_mels" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("hop", ["inf", "1e-9", "1e-300", "nan", "2000"])
+def test_absurd_hop_is_one_line(tiny_bundle, capsys, hop, spoken):
+    code, err = in_process(capsys, "replay", str(spoken[2]), "--model", str(tiny_bundle),
+                           "--hop-ms", hop)
+    assert code == 2 and err.startswith("kws: error: ") and err.count("\n") == 1, err
+    assert "hop_ms" in err
+
+
+@pytest.mark.parametrize("text, key", [
+    ("detector:\n  hop_ms: .inf\n", "detector.hop_ms"),
+    ("audio:\n  ring_seconds: 1e9\n", "audio.ring_seconds"),
+    ("posterior:\n  smoothing_ms: 1e12\n", "posterior.smoothing_ms"),
+    ("detector:\n  num_threads: 100000\n", "detector.num_threads"),
+    ("posterior:\n  refractory_ms: .nan\n", "posterior.refractory_ms"),
+])
+def test_absurd_config_values_are_one_line(tmp_path, text, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(path)
+
+
+def test_non_utf8_config_is_one_line(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"words: [\xff\xfe]\n")
+    code, err = in_process(capsys, "--config", str(path), "devices")
+    assert code == 2 and "not a text (UTF-8) file" in err and err.count("\n") == 1
+
+
+def test_hop_longer_than_the_window_is_refused():
+    with pytest.raises(ConfigError, match="must not exceed the classifier's window"):
+        with_overrides(load_config(), {"detector.hop_ms": 1500})
+
+
+def test_config_words_and_threshold_keys_must_be_model_words(tmp_path, tiny_bundle, spoken, capsys):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text('posterior:\n  thresholds: {"of": 0.8}\n')
+    code, err = in_process(capsys, "--config", str(typo), "replay", str(spoken[2]),
+                           "--model", str(tiny_bundle))
+    assert code == 2 and "posterior.thresholds: 'of' is not a word of the model" in err
+    words = tmp_path / "words.yaml"
+    words.write_text('words: ["yes", "left"]\n')
+    code, err = in_process(capsys, "--config", str(words), "replay", str(spoken[2]),
+                           "--model", str(tiny_bundle))
+    assert code == 2 and "words: 'left' is not a word of the model" in err

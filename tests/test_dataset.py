@@ -1,11 +1,12 @@
 """Speech Commands reading: both layouts, the hash split, bad clips, augmentation, evaluation data."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import TINY_WORDS
+from conftest import TINY_WORDS, in_process
 from speech import make_dataset
 
 from kws.audio.files import write_wav
@@ -17,6 +18,8 @@ from kws.eval.clips import evaluation_audio
 from kws_train.augment import Augmenter, silence_clips
 
 LABELS = labels_for(TINY_WORDS)
+
+RATE = 16000
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +149,25 @@ def test_evaluation_audio_adds_silence(tiny_dataset, config):
     noises, _ = load_noise(tiny_dataset, 16000)
     assert len(noises) == 2
     assert silence_clips(Augmenter(config.train.augment, noises, 16000), 0, 16000, 0).shape == (0, 16000)
+
+
+def _clip(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = 0.1 * np.random.default_rng(seed).standard_normal(RATE // 2)
+    sf.write(path, noise.astype(np.float32), RATE, subtype="PCM_16")
+
+
+def test_train_refuses_corrupt_words_and_one_class(tmp_path, capsys):
+    data = tmp_path / "sc"
+    for i in range(3):
+        (data / "yes").mkdir(parents=True, exist_ok=True)
+        (data / "yes" / f"a{i}_nohash_0.wav").write_bytes(b"RIFF\x00\x00garbage")
+        _clip(data / "bird" / f"b{i}_nohash_0.wav", i)
+    code, err = in_process(capsys, "train", "--data", str(data), "--out", str(tmp_path / "m"))
+    assert code == 2 and "no readable training clips of any word" in err
+    assert "every clip of yes" in err and len(err.splitlines()) == 1
+    one = tmp_path / "one"
+    for i in range(3):
+        _clip(one / "yes" / f"a{i}_nohash_0.wav", i)
+    code, err = in_process(capsys, "train", "--data", str(one), "--out", str(tmp_path / "m"))
+    assert code == 2 and "at least two classes, found only yes" in err

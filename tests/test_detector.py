@@ -10,7 +10,7 @@ import pytest
 import soxr
 
 from kws.bundle import load_bundle
-from kws.config import load_config
+from kws.config import load_config, with_overrides
 from kws.detector import Detector, FeatureWindow, SampleSource, StageTimings, chunks, replay
 from kws.features import FrontEnd
 from kws.labels import labels_for
@@ -148,3 +148,21 @@ def test_detector_path_never_imports_tensorflow_or_librosa(tiny_bundle, stream):
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('tensorflow', 'keras', 'librosa', 'train', 'kws_train')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_stream_time_counts_lost_samples(spoken, tiny_bundle):
+    audio, labels, _ = spoken
+    config = with_overrides(load_config(tiny_bundle.parent / "tiny.yaml"),
+                            {"detector.model": str(tiny_bundle)})
+    bundle = load_bundle(tiny_bundle, config)
+    lead = np.zeros(round(2.5 * RATE), np.float32)  # 2.5 s into a 2-s ring: 0.5 s is lost
+    stream = np.concatenate([lead, audio[:round((labels[1][2] + 1.5) * RATE)]])
+    reference = list(replay(Detector.from_bundle(bundle, config), chunks(stream, 160)))
+    lossy = Detector.from_bundle(bundle, config)
+    lossy.write(stream[:len(lead)])
+    found = lossy.process()
+    assert lossy.lost_samples == round(0.5 * RATE)
+    found += list(replay(lossy, chunks(stream[len(lead):], 160)))
+    assert [d.word for d in found] == [d.word for d in reference] == ["yes", "no"]
+    for got, want in zip(found, reference):
+        assert got.time == pytest.approx(want.time, abs=0.03)  # was 0.5 s early

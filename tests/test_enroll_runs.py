@@ -1,10 +1,13 @@
-"""``kws enroll`` run for real, three times into the same folder (issue #20): the bundle is
-replaced in one step and a run killed half way loses nothing; the same seed gives the same
-bundle; the report names only the engines that spoke and is strict JSON; TensorFlow's chatter
-stays off the terminal.
+"""``kws enroll`` run for real into the same folder (issue #20): the bundle is replaced in one
+step and a run killed half way loses nothing; the same seed gives the same bundle; the report
+names only the engines that spoke and is strict JSON; TensorFlow's chatter stays off the
+terminal.
 
 One module-scoped fixture does the runs (about half a minute each on ``--budget tiny``,
-espeak-ng voices only); each test checks one promise on what they left.
+espeak-ng voices only); each test checks one promise on what they left. The runs are
+``watched`` (tests/conftest.py): every state the bundle folder went through is recorded before
+each file operation, so a reader who came at any moment is accounted for, without polling. The
+check fails on a delete-then-copy writer: ``test_writes.py`` shows it.
 """
 
 from __future__ import annotations
@@ -13,78 +16,55 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from kws.bundle import STAGING, load_bundle
+from conftest import states, torn, view, watched
+from kws.bundle import load_bundle
+from kws.writes import STAGING
 
 pytestmark = [pytest.mark.train, pytest.mark.espeak]
 
 WORD = "lamp"
 
 
-def _enroll(out: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "kws", "enroll", WORD, "--out", str(out), "--budget", "tiny",
-            "--seed", "0", "--cache", str(cache), "--no-progress", "--threads", "2"]
-
-
-def _state(out: Path) -> tuple[tuple[str, ...], bytes]:
-    """What a reader of ``out`` sees: its listing and its metadata."""
-    try:
-        return tuple(sorted(p.name for p in out.iterdir())), (out / "metadata.json").read_bytes()
-    except OSError:
-        return (), b""
+def _enroll(out: Path, cache: Path, seed: int, record: Path) -> list[str]:
+    return watched(out, record, "-m", "kws", "enroll", WORD, "--out", str(out), "--budget", "tiny",
+                   "--seed", str(seed), "--cache", str(cache), "--no-progress", "--threads", "2")
 
 
 def _staging(out: Path) -> list[Path]:
     return list(out.parent.glob(f".{out.name}{STAGING}-*"))
 
 
-class Watch(threading.Thread):
-    """Every state of ``out`` seen while a command runs."""
-
-    def __init__(self, out: Path):
-        super().__init__(daemon=True)
-        self.out, self.seen, self.done = out, set(), threading.Event()
-
-    def run(self):
-        while not self.done.is_set():
-            self.seen.add(_state(self.out))
-            time.sleep(0.02)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """First run, a run killed once its new bundle is half built, then a run watched."""
+    """Seed 0 into a folder of its own (the twin); seed 1 into ``out``; seed 0 into ``out``,
+    killed once its new bundle is half built (on opening its metadata); seed 0 again, watched."""
     tmp = tmp_path_factory.mktemp("enroll")
-    out, cache = tmp / "lampb", tmp / "cache"
+    out, cache, record = tmp / "lampb", tmp / "cache", tmp / "states.json"
     env = {k: v for k, v in os.environ.items() if k != "KWS_DEBUG"}
-    first = subprocess.run(_enroll(out, cache), capture_output=True, text=True, cwd=tmp, env=env, timeout=900)
+
+    def enroll(folder: Path, seed: int, **extra) -> subprocess.CompletedProcess:
+        folder.parent.mkdir(exist_ok=True)
+        return subprocess.run(_enroll(folder, cache, seed, record), capture_output=True, text=True,
+                              cwd=tmp, env={**env, **extra}, timeout=900)
+
+    twin = enroll(tmp / "twin" / "lampb", 0)
+    assert twin.returncode == 0, twin.stderr
+    first = enroll(out, 1)
     assert first.returncode == 0, first.stderr
-    before = _state(out)
+    before = view(out)
 
-    killed = subprocess.Popen(_enroll(out, cache), cwd=tmp, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while not any((s / "metadata.json").exists() for s in _staging(out)) and killed.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    after_kill, left = _state(out), _staging(out)
+    killed = enroll(out, 0, WATCH_KILL_AT="metadata.json")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    after_kill, left = view(out), _staging(out)
 
-    watch = Watch(out)
-    watch.start()
-    last = subprocess.run(_enroll(out, cache), capture_output=True, text=True, cwd=tmp, env=env, timeout=900)
-    watch.done.set()
-    watch.join()
+    last = enroll(out, 0)
     assert last.returncode == 0, last.stderr
-    return {"out": out, "first": first, "last": last, "before": before, "after_kill": after_kill,
-            "left_by_kill": left, "seen": watch.seen, "final": _state(out)}
+    return {"out": out, "last": last, "before": before, "after_kill": after_kill, "left_by_kill": left,
+            "seen": states(record), "final": view(out), "twin": view(tmp / "twin" / "lampb")}
 
 
 def test_a_run_killed_half_way_leaves_the_old_bundle_usable(runs):
@@ -94,17 +74,17 @@ def test_a_run_killed_half_way_leaves_the_old_bundle_usable(runs):
 
 
 def test_the_bundle_is_replaced_in_one_step(runs):
-    # A reader only ever saw the old bundle or the finished new one (thresholds and report in).
-    listings = {listing for listing, _ in runs["seen"] if listing}
-    metadata = {meta for _, meta in runs["seen"] if meta}
-    assert listings <= {runs["before"][0], runs["final"][0]}, listings
-    assert metadata <= {runs["before"][1], runs["final"][1]}
+    # Seeds 1 and 0: the old bundle and the new differ, so a reader could tell them apart.
+    assert runs["before"] != runs["final"]
+    # Before every file operation of the run, a reader found the old bundle or the finished
+    # new one (thresholds and report in): never no folder, a part of one, or one without metadata.
+    assert not torn(runs["seen"], runs["before"], runs["final"]), runs["seen"]
     assert {"enroll_report.json", "enroll_report.txt"} <= set(runs["final"][0])
     assert WORD in load_bundle(runs["out"]).thresholds
 
 
 def test_the_same_seed_gives_the_same_bundle(runs):
-    assert runs["final"][1] == runs["before"][1]  # thresholds, training figures, everything
+    assert runs["final"] == runs["twin"]  # every file, and the metadata byte for byte
 
 
 def test_the_report_is_strict_json(runs):

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 import kws
-from conftest import run_kws
+from conftest import one_error_line, run_kws
 from kws.api import Update
 from kws.detector import Detection
 from kws.errors import KwsError
@@ -35,20 +35,13 @@ def _spotter(tiny_bundle, **kwargs) -> kws.Spotter:
     return kws.Spotter(model=tiny_bundle, config=tiny_bundle.parent / "tiny.yaml", **kwargs)
 
 
-def _one_line_error(result) -> str:
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("kws: error: "), result.stderr
-    return lines[0]
-
-
 # --- 4, 9: thresholds ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("value", ["0", "up=0", "up=2", "up=", "0.5,up=0.1", "up=0.9,", "nan"])
 def test_a_bad_threshold_is_one_line(value, tmp_path, tiny):
     wav = tmp_path / "quiet.wav"
     sf.write(wav, np.zeros(RATE, np.float32), RATE)
-    message = _one_line_error(run_kws("replay", str(wav), "--threshold", value, *tiny, check=False))
+    message = one_error_line(run_kws("replay", str(wav), "--threshold", value, *tiny, check=False))
     assert "--threshold" in message
 
 
@@ -201,5 +194,5 @@ def test_make_stream_without_noise_says_so_once(tmp_path):
                                      ["make-stream", "--negatives", ".", "--out", "n.wav", "--seed", "-1"]])
 def test_a_negative_seed_or_thread_count_is_one_line_before_any_work(command, tmp_path):
     # Was a crash after the work began: numpy refuses negative seeds, TensorFlow negative threads.
-    assert "must be 0 or more" in _one_line_error(run_kws(*command, check=False, cwd=tmp_path))
+    assert "must be 0 or more" in one_error_line(run_kws(*command, check=False, cwd=tmp_path))
     assert list(tmp_path.iterdir()) == []

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,16 +249,16 @@ def test_failing_exec_is_reported_not_fatal(capfd):
 
 def test_exec_never_waits_for_its_command(tmp_path, capfd):
     # The detection is printed and the loop goes on while the command still runs: it started
-    # (it wrote `started`) and has not finished (no `done`) when detection() has returned.
-    started, done = tmp_path / "started", tmp_path / "done"
-    report = Report(command=f"touch {started}; sleep 30; touch {done}")
+    # (it said so in the pipe) and has not finished (its hour's sleep) when detection() returns.
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    report = Report(command=f"echo $$ > {fifo}; sleep 3600")
     report.detection(Detection(1.0, "yes", 0.9))
-    deadline = time.monotonic() + 30
-    while not started.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert started.exists() and not done.exists()
+    (shell,) = [os.pidfd_open(int(pid)) for pid in fifo_lines(fifo, 1)]
+    assert ended([shell], 0) == [False]
     report.finish(grace=0)  # ended, as when kws stops
-    assert not done.exists() and "stopping 1 --exec command still running" in capfd.readouterr().err
+    assert ended([shell], 60) == [True]
+    assert "stopping 1 --exec command still running" in capfd.readouterr().err
 
 
 def test_meter_draws_the_level_of_what_arrived(capsys):
@@ -272,3 +274,88 @@ def test_meter_draws_the_level_of_what_arrived(capsys):
     assert capsys.readouterr().err == "\r  level  -23.0 dBFS  [" + "#" * 25 + "-" * 15 + "]"
     meter.clear()
     assert capsys.readouterr().err == "\r\033[K"
+
+
+def _kws(mic, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kws", *args], env=mic.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+@pytest.mark.pulse
+def test_stalled_audio_server_warns_and_stops_at_once(tiny_bundle, tmp_path):
+
+    config = tmp_path / "stall.yaml"
+    config.write_text("audio:\n  stall_seconds: 1.0\n")
+    with pulse_server() as mic:
+        proc = _kws(mic, "listen", "--model", str(tiny_bundle), "--config", str(config))
+        stderr = Lines(proc.stderr)
+        try:
+            stderr.wait_for("listening", timeout=60)  # the stream has started
+            os.kill(mic.pid, signal.SIGSTOP)
+            try:
+                stderr.wait_for("no audio has arrived", timeout=30)
+                proc.send_signal(signal.SIGTERM)
+                # PortAudio's close never returns while the server is stopped: exiting at all,
+                # with the server still stopped, is what shows it was not waited for.
+                assert proc.wait(timeout=30) == 0
+                # Listing devices with the server stalled: a bounded wait, then one line.
+                devices = _kws(mic, "devices")
+                out, err = devices.communicate(timeout=30)
+                assert devices.returncode == 2 and out == ""
+                assert err.strip().splitlines() == [
+                    "kws: error: the audio system did not answer within 5 s (starting PortAudio); "
+                    "is the audio server (PulseAudio, PipeWire) stalled?"]
+            finally:
+                os.kill(mic.pid, signal.SIGCONT)
+        finally:
+            proc.kill()
+    err = stderr.close()
+    assert any("still waiting" in line for line in err)
+    assert err[-1].startswith("kws: stopped after"), err
+
+
+def test_json_has_stream_time_and_wall_clock(capsys):
+    report = Report(json_lines=True)
+    before = time.time()
+    report.start()
+    after = time.time()
+    report.detection(Detection(2.0, "yes", 0.9))
+    record = json.loads(capsys.readouterr().out)
+    clock = datetime.fromisoformat(record["clock"]).timestamp()
+    # Stream time 0 is the wall clock of start(), which came between the two readings (the
+    # clock is written to the millisecond, cut).
+    assert before + 2.0 - 0.001 <= clock <= after + 2.0
+    assert record["time"] == 2.0
+
+
+def fifo_lines(fifo: Path, count: int) -> list[str]:
+    """The first ``count`` lines commands write into the named pipe ``fifo``, as they come."""
+    fd = os.open(fifo, os.O_RDWR)  # read-write: no end of file between two writers
+    text = b""
+    try:
+        while text.count(b"\n") < count:
+            assert select.select([fd], [], [], 60)[0], f"no line from the commands: {text!r}"
+            text += os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return text.decode().splitlines()[:count]
+
+
+def ended(pid_fds: list[int], wait: float) -> list[bool]:
+    """Whether each process (a ``pidfd_open`` descriptor) has ended, waiting up to ``wait`` s."""
+    return [bool(select.select([fd], [], [], wait)[0]) for fd in pid_fds]
+
+
+def test_exec_hooks_are_capped_and_killed_at_exit(tmp_path, capfd):
+    fifo = tmp_path / "pids"
+    os.mkfifo(fifo)
+    report = Report(command=f"sleep 3600 & echo $! > {fifo}; wait", max_hooks=2)
+    for i in range(3):
+        report.detection(Detection(float(i), "yes", 0.9))
+    assert "2 commands still running; not running it for yes" in capfd.readouterr().err
+    sleeps = [os.pidfd_open(int(pid)) for pid in fifo_lines(fifo, 2)]  # grandchildren of kws
+    assert ended(sleeps, 0) == [False, False]
+    report.finish(grace=0.3)
+    # An hour's sleep that ends within the minute was ended: by finish, group and all.
+    assert ended(sleeps, 60) == [True, True]

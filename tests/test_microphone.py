@@ -69,6 +69,7 @@ class FakeStream:
 
     def close(self, ignore_errors: bool = True) -> None:
         self._closed.set()
+        self._fake.closed.set()
         self._thread.join()
         self.finished_callback()  # PortAudio calls it whenever a stream stops, asked to or not
 
@@ -88,6 +89,8 @@ class FakeSounddevice:
         self.at_end = at_end
         self.expect_block = BLOCK
         self.opened: list[dict] = []
+        self.stream: FakeStream | None = None  # the last one opened
+        self.closed = threading.Event()  # set when kws closes a stream
 
     def query_devices(self):
         return [{"index": i, "name": n, "hostapi": 0, "max_input_channels": 1,
@@ -101,7 +104,8 @@ class FakeSounddevice:
             raise self.PortAudioError("Invalid sample rate")
 
     def InputStream(self, **kwargs):  # noqa: N802 (sounddevice's name)
-        return FakeStream(self, **kwargs)
+        self.stream = FakeStream(self, **kwargs)
+        return self.stream
 
 
 @pytest.fixture
@@ -279,12 +283,22 @@ def test_vanished_device_is_one_line_error(fake_sd, capsys):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_cleanly(fake_sd, signals, capsys, sig):
     before = dict(signals.handlers)
-    sent = []
-    # The signal comes a quarter of the way into ten seconds of audio that keeps arriving.
-    fake_sd.script = _blocks([0.0] * 25, pause=0.01) + [lambda: sent.append(time.monotonic()),
-                                                        lambda: signals.send(sig)] + _blocks([0.0] * 75, pause=0.1)
-    _listen(fake_sd, StubDetector(capacity=16000), duration=60)
-    assert sent and time.monotonic() - sent[0] < 2.0  # "within about a second", on a busy machine
+    after = []
+
+    def keep_arriving():
+        # Audio goes on arriving after the signal, a block every 10 ms, until kws closes the
+        # stream: the stop does not wait for the audio to end. Should it never close it, the
+        # audio ends after a minute as an unplugged device would, and listen fails.
+        for _ in range(6000):
+            if fake_sd.closed.wait(0.01):
+                return
+            after.append(1)
+            fake_sd.stream._callback(np.zeros((BLOCK, 1), np.float32), BLOCK, None, FakeFlags())
+
+    fake_sd.script = _blocks([0.0] * 25, pause=0.01) + [lambda: signals.send(sig), keep_arriving]
+    fake_sd.at_end = lambda stream: stream.finished_callback()
+    _listen(fake_sd, StubDetector(capacity=16000))  # no duration: only the signal ends it
+    assert fake_sd.closed.is_set() and len(after) < 6000
     assert "stopped after" in capsys.readouterr().err
     assert signals.handlers == before  # the previous handlers are back
 
@@ -411,3 +425,17 @@ def test_listen_near_misses_go_to_stderr(fake_sd, signals, tiny_bundle, spoken, 
 def test_listen_view_refuses_flags_it_replaces(fake_sd, capsys):
     assert main(["listen", "--view", "--json"]) == 2
     assert "--view draws the detections itself: leave out --json" in capsys.readouterr().err
+
+
+def test_no_device_message_points_to_devices_and_flag(monkeypatch):
+    from kws.audio import microphone
+
+    class NoDevices:
+        default = type("default", (), {"device": [-1, -1]})
+
+        def query_devices(self):
+            return []
+
+    monkeypatch.setattr(microphone, "import_sounddevice", lambda: NoDevices())
+    with pytest.raises(microphone.MicrophoneError, match=r"`kws devices`.*--device"):
+        microphone.input_devices()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+import soundfile as sf
 
-from conftest import run_kws
+from conftest import one_error_line, run_kws
 from kws.eval.testaudio import read_labels
+
+RATE = 16000
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +135,62 @@ def test_eval_stream_without_labels_exits_2(stream, tiny_bundle, tmp_path):
                      "--model", str(tiny_bundle), check=False)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "none.csv" in result.stderr
+
+
+def test_bad_audio_inputs_are_one_line(tmp_path, tiny_bundle, spoken):
+    raw = tmp_path / "clip.raw"
+    raw.write_bytes(np.zeros(1600, np.int16).tobytes())
+    one_error_line(run_kws("replay", str(raw), "--model", str(tiny_bundle), check=False),
+                   "headerless raw audio", "sox")
+    one_error_line(run_kws("replay", str(tmp_path), "--model", str(tiny_bundle), check=False),
+                   "is a directory")
+    # `-` reads a WAV from stdin, as a file would be read.
+    stdin = subprocess.run([sys.executable, "-m", "kws", "replay", "-", "--model", str(tiny_bundle),
+                            "--json", "--threshold", "0.6"], input=spoken[2].read_bytes(),
+                           capture_output=True)
+    direct = run_kws("replay", str(spoken[2]), "--model", str(tiny_bundle), "--json",
+                     "--threshold", "0.6")
+    assert stdin.returncode == 0, stdin.stderr
+    records = lambda out: [json.loads(line) for line in out.splitlines()]  # noqa: E731
+    assert {d["file"] for d in records(stdin.stdout.decode())} == {"-"}
+    assert [{**d, "file": "-"} for d in records(direct.stdout)] == records(stdin.stdout.decode())
+    garbage = subprocess.run([sys.executable, "-m", "kws", "replay", "-", "--model", str(tiny_bundle)],
+                             input=b"not audio", capture_output=True, text=False)
+    assert garbage.returncode == 2
+    assert garbage.stderr.decode().splitlines() == [
+        "kws: error: standard input: not a readable audio file (Format not recognised.)"]
+
+
+def test_a_short_clip_is_heard_and_no_detection_is_said(spoken, tiny_bundle, tmp_path):
+    audio, labels, _ = spoken
+    word, start, end = labels[0]
+    clip = tmp_path / "short.wav"
+    sf.write(clip, audio[round((start - 0.05) * RATE):round((end + 0.05) * RATE)], RATE,
+             subtype="PCM_16")
+    assert sf.info(clip).duration < 1.0
+    found = run_kws("replay", str(clip), "--model", str(tiny_bundle), "--json",
+                    "--threshold", "0.6")
+    assert [json.loads(line)["word"] for line in found.stdout.splitlines()] == [word]
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(RATE // 2, np.float32), RATE)
+    nothing = run_kws("replay", str(quiet), "--model", str(tiny_bundle))
+    assert nothing.stdout == "" and f"kws: {quiet}: no detection" in nothing.stderr
+
+
+def test_litert_start_up_line_is_not_printed(spoken, tiny_bundle):
+    result = run_kws("replay", str(spoken[2]), "--model", str(tiny_bundle))
+    assert "XNNPACK" not in result.stderr and "INFO:" not in result.stderr
+
+
+def test_mp3_decoder_warnings_stay_off_stderr(tmp_path, tiny_bundle):
+    noise = (0.1 * np.random.default_rng(0).standard_normal(RATE * 3)).astype(np.float32)
+    good = tmp_path / "good.mp3"
+    sf.write(good, noise, RATE, format="MP3")
+    data = bytearray(good.read_bytes())
+    for i in np.random.default_rng(1).integers(1000, len(data) - 1000, 60):
+        data[i:i + 4] = b"\xff\xfb\x00\x00"  # broken frame headers: mpg123 complains per frame
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(bytes(data))
+    result = run_kws("replay", str(bad), "--model", str(tiny_bundle), check=False)
+    assert "mpg123" not in result.stderr and "resync" not in result.stderr, result.stderr
+    assert result.returncode == 0

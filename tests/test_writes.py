@@ -7,35 +7,37 @@ any work. ``kws enroll`` run for real: ``tests/test_enroll_runs.py``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_kws
-from kws.bundle import STAGING, bundle_writer, load_bundle, write_metadata
+from conftest import in_process, one_error_line, run_kws, states, torn, view, watched
+from kws.bundle import BundleError, bundle_writer, load_bundle, write_metadata
 from kws.config import load_config
 from kws.features import mel_basis
-from kws.writes import staged
+from kws.writes import STAGING, staged
 
 RATE = 16000
-
-
-def _one_line_error(result) -> str:
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("kws: error: "), result.stderr
-    return lines[0]
+LABELS = ["_silence_", "_unknown_", "yes", "no"]
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def write_bundle_dir(directory: Path, marker: str = "v1") -> None:
+    config = load_config()
+    write_metadata(directory, labels=LABELS, sample_rate=RATE, clip_seconds=1.0,
+                   features=config.features, basis=mel_basis(config.features, RATE),
+                   thresholds={"yes": 0.8}, marker=marker)
 
 
 @pytest.fixture
@@ -49,37 +51,41 @@ def bundle_with_takes(tiny_bundle, tmp_path) -> Path:
     return out
 
 
+@pytest.fixture
+def no_work(monkeypatch):
+    """The training package made unimportable: a command that got past its checks to the work
+    would end in another error (no clock decides what "before any work" means)."""
+    for name in ("kws_train.main", "kws_train.enroll"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
 @pytest.mark.parametrize("command", [["enroll", "lamp", "--budget", "tiny"], ["train", "--epochs", "1"]])
 def test_a_bundle_folder_holding_the_users_files_is_refused_before_any_work(bundle_with_takes, tmp_path,
-                                                                             command):
+                                                                             command, no_work, capsys,
+                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
     before = _tree(bundle_with_takes)
     extra = ["--recordings", str(bundle_with_takes / "takes")] if command[0] == "enroll" else ["--data", str(tmp_path)]
-    started = time.monotonic()
-    result = run_kws(*command, "--out", str(bundle_with_takes), *extra, check=False, cwd=tmp_path)
-    message = _one_line_error(result)
-    assert "notes.txt" in message and "takes/" in message, message
-    assert time.monotonic() - started < 30  # refused, not trained
+    code, err = in_process(capsys, *command, "--out", str(bundle_with_takes), *extra)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "notes.txt" in err and "takes/" in err, err
     assert _tree(bundle_with_takes) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lampb"]
 
 
-def test_someone_elses_metadata_is_refused_before_any_work(tmp_path):
+def test_someone_elses_metadata_is_refused_before_any_work(tmp_path, no_work, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "metadata.json").write_text('{"x": 1}')
-    started = time.monotonic()
-    message = _one_line_error(run_kws("enroll", "lamp", "--out", str(tmp_path / "f"), check=False, cwd=tmp_path))
-    assert "not a kws model bundle" in message and time.monotonic() - started < 30
+    code, err = in_process(capsys, "enroll", "lamp", "--out", str(tmp_path / "f"))
+    assert code == 2 and "not a kws model bundle" in err and len(err.splitlines()) == 1, err
     assert (tmp_path / "f" / "metadata.json").read_text() == '{"x": 1}'
 
 
 def test_a_bundle_lists_its_files_and_is_replaced_whole(tmp_path):
-    config = load_config()
-
     def write(marker: str) -> None:
         with bundle_writer(tmp_path / "m") as staging:
-            write_metadata(staging, labels=["_silence_", "_unknown_", "yes"], sample_rate=RATE,
-                           clip_seconds=1.0, features=config.features,
-                           basis=mel_basis(config.features, RATE), thresholds={}, marker=marker)
+            write_bundle_dir(staging, marker)
             (staging / "model.tflite").write_bytes(marker.encode())
 
     write("v1")
@@ -87,6 +93,34 @@ def test_a_bundle_lists_its_files_and_is_replaced_whole(tmp_path):
     write("v2")
     assert (tmp_path / "m" / "model.tflite").read_bytes() == b"v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+# Replaces the folder argv[1] through kws.writes.staged; with argv[2] == "delete-then-copy", the
+# writer's last step is made a delete-then-copy (the defect the check below must catch).
+REPLACER = """
+import shutil, sys
+from pathlib import Path
+from kws import writes
+if sys.argv[2] == "delete-then-copy":
+    writes._replace = lambda staging, path: (shutil.rmtree(path), shutil.copytree(staging, path))
+with writes.staged(sys.argv[1], directory=True) as staging:
+    (staging / "metadata.json").write_text("new")
+    (staging / "model.tflite").write_text("new model")
+"""
+
+
+@pytest.mark.parametrize("writer", ["kws", "delete-then-copy"])
+def test_the_one_step_check_catches_a_delete_then_copy_writer(tmp_path, writer):
+    # The check of tests/test_enroll_runs.py::test_the_bundle_is_replaced_in_one_step, on a
+    # writer that is right and on one that deletes the old bundle and then copies the new one.
+    out, record = tmp_path / "m", tmp_path / "states.json"
+    with staged(out, directory=True) as staging:
+        (staging / "metadata.json").write_text("old")
+    old = view(out)
+    subprocess.run(watched(out, record, "-c", REPLACER, str(out), writer), check=True)
+    new = view(out)
+    assert old != new and new[0] == ("metadata.json", "model.tflite")
+    assert bool(torn(states(record), old, new)) == (writer == "delete-then-copy"), states(record)
 
 
 KILLED_WRITER = """
@@ -132,7 +166,7 @@ def test_an_interrupted_write_leaves_the_old_output(tmp_path):
 def test_a_failed_record_creates_nothing(tmp_path):
     result = run_kws("record", "yes", "--count", "1", "--out", str(tmp_path / "t0" / "takes"), "--device", "99",
                      "--countdown", "0", check=False, cwd=tmp_path)
-    _one_line_error(result)
+    one_error_line(result)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -161,12 +195,12 @@ def test_make_stream_replaces_its_two_files_and_nothing_else(tmp_path, negatives
 
 def test_make_stream_refuses_before_work_and_creates_no_folder(tmp_path, negatives):
     (tmp_path / "blocker").write_text("")
-    message = _one_line_error(run_kws("make-stream", "--negatives", str(negatives), "--out",
+    message = one_error_line(run_kws("make-stream", "--negatives", str(negatives), "--out",
                                       str(tmp_path / "blocker" / "n.wav"), check=False, cwd=tmp_path))
     assert "not a directory" in message
     result = run_kws("make-stream", "--negatives", str(tmp_path / "none"), "--out",
                      str(tmp_path / "new" / "n.wav"), check=False, cwd=tmp_path)
-    _one_line_error(result)
+    one_error_line(result)
     assert not (tmp_path / "new").exists()
 
 
@@ -178,3 +212,100 @@ def test_eval_stream_writes_its_plots_and_nothing_else(tmp_path, negatives, tiny
     report = json.loads(result.stdout)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["n.tradeoff.png", "n.det.png"])
     assert Path(report["plot"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bundle_writer_never_replaces_what_is_not_a_bundle(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "precious.txt").write_text("x")
+    with pytest.raises(BundleError, match="not a kws model bundle"):
+        with bundle_writer(keep) as staging:
+            write_bundle_dir(staging)
+    assert (keep / "precious.txt").read_text() == "x"
+    regular = tmp_path / "file"
+    regular.write_text("y")
+    with pytest.raises(BundleError, match="not a directory"):
+        with bundle_writer(regular):
+            pass
+    assert regular.read_text() == "y"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "keep"]  # nothing staged
+
+
+def test_bundle_writer_keeps_the_old_bundle_until_the_new_one_is_complete(tmp_path):
+    out = tmp_path / "m"
+    with bundle_writer(out) as staging:
+        write_bundle_dir(staging, "v1")
+    with bundle_writer(out) as staging:
+        write_bundle_dir(staging, "v2")
+        assert load_bundle(out).metadata["marker"] == "v1"  # still there while v2 is written
+    assert load_bundle(out).metadata["marker"] == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with bundle_writer(empty) as staging:  # an empty directory holds nothing to lose
+        write_bundle_dir(staging)
+    assert load_bundle(empty).metadata["marker"] == "v1"
+
+
+def test_bundle_writer_cleans_up_after_killed_runs_and_uses_the_umask(tmp_path):
+    out = tmp_path / "m"
+    stale = tmp_path / f".m{STAGING}-999999999-abc"  # no such process: a killed run's
+    stale.mkdir()
+    (stale / "model.tflite").write_bytes(b"half")
+    live = tmp_path / f".m{STAGING}-{os.getpid()}-abc"  # a writer still running: left alone
+    live.mkdir()
+    old = os.umask(0o022)
+    try:
+        with bundle_writer(out) as staging:
+            write_bundle_dir(staging)
+    finally:
+        os.umask(old)
+    assert not stale.exists() and live.exists()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755  # not mkdtemp's 0700
+
+
+def test_train_refuses_a_bad_out_before_training(tmp_path, capsys, monkeypatch):
+    # No training package is imported for any of this (it would take seconds): made
+    # unimportable, an import before the checks would end in another error.
+    monkeypatch.setitem(sys.modules, "kws_train.main", None)
+    data = tmp_path / "data"
+    data.mkdir()
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "precious.txt").write_text("x")
+    code, err = in_process(capsys, "train", "--data", str(data), "--out", str(keep))
+    assert code == 2 and "not a kws model bundle" in err and len(err.splitlines()) == 1
+    assert (keep / "precious.txt").read_text() == "x"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    code, err = in_process(capsys, "train", "--data", str(data), "--out", str(blocker / "m"))
+    assert code == 2 and "is not a directory" in err
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path, capsys, tiny_bundle, monkeypatch):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    import kws.eval.clips as clips
+
+    monkeypatch.setattr(clips, "evaluation_audio", lambda *a, **k: pytest.fail("evaluated first"))
+    code, err = in_process(capsys, "eval", "--data", str(tmp_path), "--model", str(tiny_bundle),
+                           "--report", str(blocker / "report"))
+    assert code == 2 and "--report" in err and "is not a directory" in err
+    import kws.eval.bench as bench
+
+    monkeypatch.setattr(bench, "measure_hops", lambda *a, **k: pytest.fail("measured first"))
+    code, err = in_process(capsys, "bench", "--model", str(tiny_bundle), "--no-baseline",
+                           "--plot", str(blocker / "x.png"))
+    assert code == 2 and "--plot" in err
+
+
+def test_rewrite_metadata_swaps_the_bundle_in_one_step(tmp_path):
+    from kws.bundle import rewrite_metadata
+
+    out = tmp_path / "m"
+    with bundle_writer(out) as staging:
+        write_bundle_dir(staging, "v1")
+    rewrite_metadata(load_bundle(out), marker="v2", thresholds={"no": 0.9})
+    bundle = load_bundle(out)
+    assert bundle.metadata["marker"] == "v2" and bundle.thresholds == {"no": 0.9}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
