@@ -20,7 +20,8 @@ The official test speakers: a root may hold ``official_test_validation_list.txt`
 official v0.02 test set (the subset the shipped model was made with has them; the official
 archives do not). Models score about 5 points lower on those people than on a split as a whole,
 and they are how keyword spotters are compared, so ``ClipSet.official`` marks them (their
-unknown clips are never cut) and evaluation reports them beside the whole split. The official test-set archive is all official speakers.
+unknown clips are never cut) and evaluation reports them beside the whole split. The official
+test-set archive is all official speakers.
 """
 
 from __future__ import annotations
