@@ -45,7 +45,7 @@ from kws.bundle import load_bundle
 from kws.config import MAX_SAMPLE_RATE, Config, load_config, with_overrides
 from kws.detector import Detection, Detector, end_silence
 from kws.errors import KwsError
-from kws.posterior import with_thresholds
+from kws.posterior import with_thresholds, word_thresholds
 from kws.resources import find_model
 from kws.units import block_samples
 
@@ -182,6 +182,21 @@ class Spotter:
     def time(self) -> float:
         """Stream seconds consumed since the start (or the last ``reset``)."""
         return self._samples / self.detector.input_rate
+
+    def set_thresholds(self, thresholds: dict[str, float] | float) -> None:
+        """Change thresholds mid-stream (a slider moved): the stream goes on, and the next hop
+        is decided with them. Checked as ``thresholds=`` is (``InputError`` otherwise); kept
+        by ``reset`` and ``replay``."""
+        try:
+            self.config = with_thresholds(self.config, self.bundle.words, thresholds)
+        except KwsError as err:
+            raise InputError(str(err)) from None
+        posterior = self.detector.posterior
+        chosen = word_thresholds(self.bundle.words, self.bundle.thresholds, self.config.posterior)
+        for i, label in enumerate(posterior.labels):
+            if label in chosen:
+                posterior.trigger.thresholds[i] = chosen[label]
+        self._tracker = NearMisses(posterior.labels, self.detector.thresholds, self.near_miss)
 
     def reset(self) -> None:
         """Forget the stream: the next sample is time 0 (e.g. between unrelated recordings)."""
