@@ -33,9 +33,9 @@ import numpy as np
 from kws.config import MAX_SPAN_MS, THRESHOLD_RANGE, Config, FeatureConfig, valid_threshold
 from kws.errors import KwsError
 from kws.features import FrontEnd
-from kws.labels import NON_WORDS, reportable  # noqa: F401  (NON_WORDS: re-exported)
+from kws.labels import NON_WORDS, reportable
 from kws.quiet import quiet_c_stderr
-from kws.writes import STAGING, check_target, staged, to_json  # noqa: F401  (STAGING: re-exported)
+from kws.writes import check_target, staged, to_json
 
 FORMAT = 1
 STREAM_MODEL = "model_stream.tflite"

@@ -59,11 +59,6 @@ def word_thresholds(words: list[str], bundle_thresholds: dict[str, float],
     return {w: config.thresholds.get(w, bundle_thresholds.get(w, config.threshold)) for w in words}
 
 
-def uniform_threshold(config: Config, words: list[str], value: float | None) -> Config:
-    """``config`` with every word's threshold set to ``value``; None: unchanged."""
-    return with_thresholds(config, words, value)
-
-
 def with_thresholds(config: Config, words: list[str],
                     given: dict[str, float] | float | None) -> Config:
     """``config`` with the user's thresholds laid over ``posterior.thresholds``: one number for

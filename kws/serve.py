@@ -2,7 +2,8 @@
 stream audio in, and get a ``Detection`` the moment one of the model's words is said.
 
 The protocol is the ``wyoming`` package's (its server, event framing and event classes), as in
-``wyoming-openwakeword`` and ``wyoming-microwakeword``; what is kws's is what a connection
+``wyoming-openwakeword`` and ``wyoming-microwakeword`` (the three things it does not publish
+that kws needs are in ``kws.wyoming_private``); what is kws's is what a connection
 runs, the very detector of ``kws replay`` (``Detector.from_bundle``: the same features,
 thresholds and refractory rules), so a stream gives here the detections replay gives on the
 same audio. Per connection:
@@ -45,10 +46,10 @@ from pathlib import Path
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
-from wyoming.event import Event, async_read_event
+from wyoming.event import Event
 from wyoming.info import Attribution, Describe, Info, WakeModel, WakeProgram
 from wyoming.ping import Ping, Pong
-from wyoming.server import AsyncEventHandler, AsyncServer, AsyncTcpServer, AsyncUnixServer
+from wyoming.server import AsyncServer, AsyncTcpServer, AsyncUnixServer
 from wyoming.wake import Detect, Detection, NotDetected
 
 from kws import __version__
@@ -60,6 +61,7 @@ from kws.errors import KwsError
 from kws.posterior import with_thresholds
 from kws.resources import find_model
 from kws.units import seconds_to_samples
+from kws.wyoming_private import Connection, Refused, bound_port, read_event
 
 log = logging.getLogger("kws.serve")
 
@@ -223,7 +225,7 @@ class Stream:
 
 
 class _BoundedReader:
-    """The connection's ``StreamReader`` as ``wyoming.event.async_read_event`` reads it, with
+    """The connection's ``StreamReader`` as ``kws.wyoming_private.read_event`` reads it, with
     each event's data and payload bounded by ``MAX_EVENT_BYTES`` (a header claiming more would
     make the reader buffer whatever the client sends), and the header line it last read kept:
     when no event comes of it, that line and ``problem`` are what the log says."""
@@ -244,7 +246,7 @@ class _BoundedReader:
     async def readexactly(self, n: int) -> bytes:
         if n > MAX_EVENT_BYTES:
             self.problem = f"an event part of {n} bytes, over {MAX_EVENT_BYTES} bytes"
-            raise ValueError(n)  # async_read_event returns None: the connection closes
+            raise Refused(n)  # read_event gives None: the connection closes
         return await self._reader.readexactly(n)
 
     def feed_eof(self) -> None:
@@ -265,7 +267,7 @@ class Service:
         return Handler(self, reader, writer)
 
 
-class Handler(AsyncEventHandler):
+class Handler(Connection):
     """One client connection (see the module docstring for what each event does)."""
 
     def __init__(self, service: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -281,11 +283,10 @@ class Handler(AsyncEventHandler):
     async def run(self) -> None:
         """``AsyncEventHandler.run``, with every way a connection can fail ending in one log
         line (the base class lets errors escape the task, and ends silently on bad JSON)."""
-        self._is_running = True
         try:
-            while self._is_running:
+            while self.running:
                 self.reader.line = b""
-                event = await async_read_event(self.reader)
+                event = await read_event(self.reader)
                 if event is None:
                     if self.reader.line:  # a header came, and no event of it
                         log.warning("%s: closed: %s: %.80r", self.peer, self.reader.problem, self.reader.line)
@@ -394,8 +395,7 @@ async def start(service: Service, uri: str, zeroconf: str | None = None) -> tupl
     except OSError as err:
         raise KwsError(f"--uri {uri}: cannot listen there ({err.strerror or err})") from None
     if isinstance(server, AsyncTcpServer):
-        # wyoming keeps the asyncio server private; port 0 is only known from its socket.
-        server.port = server._server.sockets[0].getsockname()[1]
+        server.port = bound_port(server)  # port 0: the one the system chose
         uri = f"tcp://{server.host}:{server.port}"
     if zeroconf:
         await announce(server, zeroconf)

@@ -1,4 +1,4 @@
-"""How every kws command writes: only its own files, each replaced in one step.
+"""How every kws command writes: only its own files, each replaced in one step, durably.
 
 The rule (``train``, ``enroll``, ``record``, ``make-stream``, ``eval``, ``eval-stream``,
 ``bench --plot``):
@@ -11,11 +11,17 @@ The rule (``train``, ``enroll``, ``record``, ``make-stream``, ``eval``, ``eval-s
   directory is swapped with the old one in one step (``renameat2(RENAME_EXCHANGE)`` on Linux).
   Until then the previous file or bundle is untouched and usable, also when the command is
   interrupted (the staging is removed) or killed (the next write removes what the dead
-  process left: the staging name carries its pid).
+  process left: the staging name carries its pid). ``staged_together`` does it for outputs
+  that belong together (a stream and its labels): every one is replaced, or, when a replace
+  fails or is interrupted, none (the ones already replaced are put back).
+* **Durably.** What was staged is on the disk (``fsync`` of every file and folder) before the
+  rename, and the rename is (``fsync`` of the folder) before the command says it is done: a
+  power cut leaves the old model or take, or the new one, never an empty file.
 * **Nothing else.** Only the target itself is replaced; missing parent folders are created
   when the output is written, not before. What a folder output (a bundle) may already hold is
   the caller's decision (``kws.bundle.check_bundle_target`` refuses folders holding anything
-  but a bundle).
+  but a bundle). Staging is created with the user's umask applied by the system, as any file
+  the user makes; the process umask is never changed (another thread may be creating files).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import glob
 import json
 import math
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -65,23 +72,91 @@ def staged(path: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield where to write ``path`` (a file, or with ``directory`` an empty folder); on success
     it replaces ``path`` in one step. If the body raises, ``path`` is untouched and the staging
     removed. The staging keeps ``path``'s suffix (``.png``, ``.wav``: writers that go by it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path)
-    prefix = f".{path.name}{STAGING}-{os.getpid()}-"
-    if directory:
-        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
-        os.chmod(staging, 0o777 & ~_umask())  # the user's umask, not mkdtemp's 0700
-    else:
-        handle, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
-        os.close(handle)
-        os.chmod(name, 0o666 & ~_umask())
-        staging = Path(name)
-    try:
+    with _staged([Path(path)], directory) as (staging,):
         yield staging
-        _replace(staging, path)
+
+
+@contextlib.contextmanager
+def staged_together(paths: list[str | Path]) -> Iterator[list[Path]]:
+    """``staged`` for files that belong together (a stream and its labels): a staging for each;
+    on success every one of ``paths`` is replaced, one after the other. If a replace fails, or
+    an interrupt comes between two, those already replaced get their old content back (or are
+    removed, if they are new), so the files stay a matching pair. Only a kill in the
+    microseconds between two renames could part them."""
+    with _staged([Path(p) for p in paths], directory=False) as stagings:
+        yield stagings
+
+
+@contextlib.contextmanager
+def _staged(paths: list[Path], directory: bool) -> Iterator[list[Path]]:
+    stagings: list[Path] = []
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            clean_stale(path)
+            stagings.append(_create_staging(path, directory))
+        yield stagings
+        for staging in stagings:
+            _sync_tree(staging)  # on the disk before its name is
+        if len(paths) == 1:
+            _replace(stagings[0], paths[0])
+            _sync(paths[0].parent)
+        else:
+            _replace_together(stagings, paths)
     finally:
-        _remove(staging)
+        for staging in stagings:
+            _remove(staging)
+
+
+def _create_staging(path: Path, directory: bool) -> Path:
+    """A new, empty file or folder beside ``path``, named for this process; created with the
+    mode any new file gets (the system applies the user's umask), not ``mkstemp``'s 0600."""
+    while True:
+        staging = path.parent / f".{path.name}{STAGING}-{os.getpid()}-{secrets.token_hex(4)}" \
+                                f"{'' if directory else path.suffix}"
+        try:
+            if directory:
+                os.mkdir(staging, 0o777)
+            else:
+                os.close(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return staging
+        except FileExistsError:
+            continue
+
+
+def _replace_together(stagings: list[Path], paths: list[Path]) -> None:
+    """Replace each file of ``paths`` by its staging: all, or (on any error) none."""
+    tried: list[tuple[Path, Path | None]] = []  # (path, a link to its old content; None: it had none)
+    try:
+        for staging, path in zip(stagings, paths):
+            tried.append((path, _keep_old(path)))  # before the rename: an interrupt can come after it
+            os.replace(staging, path)
+        for folder in {path.parent for path in paths}:
+            _sync(folder)
+    except BaseException:
+        for path, old in reversed(tried):
+            if old is not None:
+                os.replace(old, path)
+            else:
+                _remove(path)
+        raise
+    finally:
+        for _, old in tried:
+            if old is not None:
+                _remove(old)
+
+
+def _keep_old(path: Path) -> Path | None:
+    """A second name for ``path``'s current content, to put it back (a hard link, no copy, where
+    the file system has them); None when there is none."""
+    if not path.exists():
+        return None
+    old = path.parent / f".{path.name}{STAGING}-{os.getpid()}-old-{secrets.token_hex(4)}"
+    try:
+        os.link(path, old)
+    except OSError:
+        shutil.copy2(path, old)
+    return old
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -130,18 +205,30 @@ def _replace(staging: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _sync(path: Path) -> None:
+    """``fsync`` a file's data or a folder's entries."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_tree(path: Path) -> None:
+    """``fsync`` ``path`` and, for a folder, everything in it (deepest first)."""
+    if path.is_dir():
+        for folder, dirs, files in os.walk(path, topdown=False):
+            for name in files:
+                _sync(Path(folder) / name)
+    _sync(path)
+
+
 def _remove(item: Path) -> None:
     if item.is_dir() and not item.is_symlink():
         shutil.rmtree(item, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             item.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _alive(pid: int) -> bool:

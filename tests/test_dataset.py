@@ -15,7 +15,8 @@ from kws.errors import KwsError
 from kws.data.speech_commands import (SILENCE, UNKNOWN, labels_for, list_clips, load_audio, load_noise,
                                       which_set)
 from kws.eval.clips import evaluation_audio
-from kws_train.augment import Augmenter, silence_clips
+from kws.data.noise import silence_clips
+from kws_train.augment import Augmenter
 
 LABELS = labels_for(TINY_WORDS)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kws.config import load_config, with_overrides
-from kws.posterior import Posterior, Smoother, Trigger, uniform_threshold, word_thresholds
+from kws.posterior import Posterior, Smoother, Trigger, with_thresholds, word_thresholds
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 HOP = 0.02
@@ -91,7 +91,7 @@ def test_threshold_precedence():
                                      "posterior.thresholds": {"no": 0.9}})
     assert word_thresholds(["yes", "no", "up"], {"yes": 0.6, "no": 0.4}, config.posterior) == \
         {"yes": 0.6, "no": 0.9, "up": 0.5}
-    forced = uniform_threshold(config, ["yes", "no", "up"], 0.8).posterior
+    forced = with_thresholds(config, ["yes", "no", "up"], 0.8).posterior
     assert word_thresholds(["yes", "no", "up"], {"yes": 0.6}, forced) == \
         {"yes": 0.8, "no": 0.8, "up": 0.8}
 

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-try:  # the training package is being renamed from ``train`` to ``kws_train``
-    from kws_train import synth
-except ImportError:
-    from train import synth
+from kws.config import load_config
+from kws_train import synth
 
 pytestmark = pytest.mark.espeak  # conftest skips it, saying why, without espeak-ng
 
@@ -92,6 +90,10 @@ def test_near_words_leave_out_commands():
     negatives = synth.negative_words()
     assert not set(negatives) & set(synth.COMMANDS)
     assert set(synth.NEAR_WORDS) == set(synth.COMMANDS) and len(negatives) > 150
+
+
+def test_the_command_words_are_the_configs():
+    assert synth.COMMANDS == load_config().words
 
 
 def test_command_line(tmp_path):

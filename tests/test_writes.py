@@ -23,7 +23,7 @@ from conftest import in_process, one_error_line, run_kws, states, torn, view, wa
 from kws.bundle import BundleError, bundle_writer, load_bundle, write_metadata
 from kws.config import load_config
 from kws.features import mel_basis
-from kws.writes import STAGING, staged
+from kws.writes import STAGING, staged, staged_together
 
 RATE = 16000
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -161,6 +161,91 @@ def test_an_interrupted_write_leaves_the_old_output(tmp_path):
             staging.write_text("half")
             raise KeyboardInterrupt
     assert out.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+@pytest.fixture
+def synced(monkeypatch) -> list:
+    """What ``os.fsync`` and ``os.replace`` were called on, in order: ("fsync", path) and
+    ("replace", target)."""
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def record_fsync(fd):
+        calls.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}"))))
+        fsync(fd)
+
+    def record_replace(src, dst, **kwargs):
+        replace(src, dst, **kwargs)
+        calls.append(("replace", Path(dst)))
+
+    monkeypatch.setattr(os, "fsync", record_fsync)
+    monkeypatch.setattr(os, "replace", record_replace)
+    return calls
+
+
+def test_a_file_is_on_the_disk_before_its_name_and_its_name_before_the_end(tmp_path, synced):
+    out = tmp_path / "take.wav"
+    with staged(out) as staging:
+        staging.write_bytes(b"audio")
+    (replaced,) = [i for i, call in enumerate(synced) if call == ("replace", out)]
+    assert [c[1].name.startswith(".take.wav.kws-staging-") for c in synced[:replaced]] == [True]
+    assert synced[replaced + 1:] == [("fsync", tmp_path)]
+
+
+def test_a_bundle_is_on_the_disk_file_by_file_before_it_is_swapped_in(tmp_path, synced):
+    out = tmp_path / "m"
+    for marker in ("v1", "v2"):
+        synced.clear()
+        with bundle_writer(out) as staging:
+            write_bundle_dir(staging, marker)
+    staging = synced[0][1].parent
+    assert staging.name.startswith(".m.kws-staging-")  # swapped in place of the old: no replace call
+    assert {c[1] for c in synced[:-1]} == {staging / "frontend.npz", staging / "metadata.json", staging}
+    assert synced[-1] == ("fsync", tmp_path)  # after the swap: the folder's entries
+    assert load_bundle(out).metadata["marker"] == "v2"
+
+
+def test_staging_takes_the_umask_without_changing_it(tmp_path, monkeypatch):
+    old = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("the process umask was changed"))
+        with staged(tmp_path / "f.txt") as staging:
+            staging.write_text("x")
+        with staged(tmp_path / "d", directory=True) as staging:
+            (staging / "x").write_text("x")
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o750
+
+
+@pytest.mark.parametrize("fault", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_files_that_belong_together_are_both_replaced_or_neither(tmp_path, monkeypatch, fault):
+    wav, csv = tmp_path / "n.wav", tmp_path / "n.csv"
+    wav.write_text("old stream")
+    replace, calls = os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise fault
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_fails)
+    with pytest.raises(type(fault)):
+        with staged_together([wav, csv]) as (new_wav, new_csv):
+            new_wav.write_text("new stream")
+            new_csv.write_text("new labels")
+    monkeypatch.undo()
+    # The stream was replaced, then its labels failed: the old stream is back, no labels.
+    assert calls[0] == wav and wav.read_text() == "old stream"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.wav"]
+    with staged_together([wav, csv]) as (new_wav, new_csv):
+        new_wav.write_text("new stream")
+        new_csv.write_text("new labels")
+    assert (wav.read_text(), csv.read_text()) == ("new stream", "new labels")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.csv", "n.wav"]
 
 
 def test_a_failed_record_creates_nothing(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 
 from kws.config import AugmentConfig, FeatureConfig
 from kws_train import channels
-from kws.data.noise import NoiseBed, silence_clips  # noqa: F401  (silence_clips: re-exported)
+from kws.data.noise import NoiseBed
 from kws.data.noise import rms as _rms
 from kws.units import ms_to_samples
 

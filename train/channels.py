@@ -33,7 +33,7 @@ from kws.config import load_config
 from kws.data.noise import rms
 from kws.data.speech_commands import fit_length
 from kws.eval.testaudio import labels_path
-from kws.writes import staged
+from kws.writes import staged_together
 
 NARROW_RATE = 8000
 
@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         wave = reverberate(wave, room_impulse(args.room, np.random.default_rng(args.seed), rate))
     if args.narrowband:
         wave = narrowband(wave, rate, args.telephone)
-    # Both complete, or neither replaced, as kws make-stream writes a stream and its labels.
-    with staged(args.output) as wav, staged(labels_path(args.output)) as csv:
+    # Both replaced, or neither, as kws make-stream writes a stream and its labels.
+    with staged_together([args.output, labels_path(args.output)]) as (wav, csv):
         write_wav(wav, np.clip(wave, -1, 1), rate)
         shutil.copyfile(labels, csv)
     return 0

