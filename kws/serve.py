@@ -8,8 +8,11 @@ runs, the very detector of ``kws replay`` (``Detector.from_bundle``: the same fe
 thresholds and refractory rules), so a stream gives here the detections replay gives on the
 same audio. Per connection:
 
-- ``Describe`` -> ``Info``: one wake program, ``kws``, and a ``WakeModel`` per word of each
-  model served (its name is the word: ``Detect`` and ``Detection`` use it);
+- ``Describe`` -> ``Info``: one wake program named as the service is (``--zeroconf NAME``,
+  else ``kws``: Home Assistant titles its entry and its wake-word engine with it, so two kws
+  servers are told apart), its description listing each word's threshold and model; and a
+  ``WakeModel`` per word of each model served, named and described by the word alone (Home
+  Assistant lists a wake word by its description; ``Detect`` and ``Detection`` use the name);
 - ``Detect(names)`` restricts the connection to those words (unknown names are logged and
   ignored; no names: every word) and ends the stream under way;
 - ``AudioStart`` starts a stream at time 0 (a first ``AudioChunk`` without one does too, as
@@ -59,7 +62,7 @@ from kws.config import Config, with_overrides
 from kws.detector import Detector, chunks, end_silence
 from kws.errors import KwsError
 from kws.posterior import with_thresholds
-from kws.resources import find_model
+from kws.resources import find_model, install_hint
 from kws.units import seconds_to_samples
 from kws.wyoming_private import Connection, Refused, bound_port, read_event
 
@@ -149,15 +152,15 @@ def attribution(bundle: Bundle) -> Attribution:
                        url="https://arxiv.org/abs/1804.03209" if commands in data else "")
 
 
-def describe(models: list[Model]) -> Info:
-    """The ``Info`` a ``Describe`` gets: one wake program, a ``WakeModel`` per word."""
-    words = [WakeModel(name=word, description=f"{word} (model {m.bundle.path.name}, threshold {t:.2f})",
-                       phrase=word, attribution=attribution(m.bundle), installed=True,
-                       languages=LANGUAGES, version=m.version)
-             for m in models for word, t in m.thresholds.items()]
-    program = WakeProgram(name="kws", description="kws: streaming, offline keyword spotting; "
-                          "every word of a model from one detector", attribution=Attribution(
-                              name="kws (Apache-2.0)", url=""),
+def describe(models: list[Model], name: str = "kws") -> Info:
+    """The ``Info`` a ``Describe`` gets: one wake program, ``name``, and a ``WakeModel`` per word."""
+    words = [WakeModel(name=word, description=word, phrase=word, attribution=attribution(m.bundle),
+                       installed=True, languages=LANGUAGES, version=m.version)
+             for m in models for word in m.thresholds]
+    details = "; ".join(f"model {m.bundle.path.name}: " + ", ".join(f"{w} {t:.2f}" for w, t in m.thresholds.items())
+                        for m in models)
+    program = WakeProgram(name=name, description=f"kws, streaming offline keyword spotting; thresholds: {details}",
+                          attribution=Attribution(name="kws (Apache-2.0)", url=""),
                           installed=True, version=__version__, models=words)
     return Info(wake=[program])
 
@@ -254,11 +257,12 @@ class _BoundedReader:
 
 
 class Service:
-    """What every connection shares: the models (loaded once), their ``Info``, the counters."""
+    """What every connection shares: the models (loaded once), their ``Info`` under the
+    service's ``name``, the counters."""
 
-    def __init__(self, models: list[Model]):
+    def __init__(self, models: list[Model], name: str = "kws"):
         self.models = models
-        self.info = describe(models)
+        self.info = describe(models, name)
         self.words = {w for m in models for w in m.bundle.words}
         self.connections = 0
         self.detections = 0
@@ -281,8 +285,11 @@ class Handler(Connection):
         self.stream: Stream | None = None
 
     async def run(self) -> None:
-        """``AsyncEventHandler.run``, with every way a connection can fail ending in one log
-        line (the base class lets errors escape the task, and ends silently on bad JSON)."""
+        """wyoming's ``AsyncEventHandler.run``, with every way a connection can fail ending in one
+        log line (the base class lets errors escape the task, and ends silently on bad JSON). A
+        client hanging up between events, whether it closes or resets the connection (Home
+        Assistant does either once it has its detection), is how connections end: not a
+        problem, logged only with ``--verbose``."""
         try:
             while self.running:
                 self.reader.line = b""
@@ -290,11 +297,15 @@ class Handler(Connection):
                 if event is None:
                     if self.reader.line:  # a header came, and no event of it
                         log.warning("%s: closed: %s: %.80r", self.peer, self.reader.problem, self.reader.line)
+                    else:
+                        log.debug("%s: hung up", self.peer)
                     break
                 if not await self.handle_event(event):
                     break
-        except (asyncio.IncompleteReadError, ConnectionError) as err:
-            log.info("%s: gone mid-event (%s)", self.peer, type(err).__name__)
+        except asyncio.IncompleteReadError:  # the header said more was coming
+            log.info("%s: gone mid-event", self.peer)
+        except ConnectionError as err:  # reset, or our write found it closed
+            log.debug("%s: hung up (%s)", self.peer, type(err).__name__)
         except Exception as err:  # noqa: BLE001 - whatever a client causes ends its connection only
             reason = str(err) if isinstance(err, KwsError) else f"{type(err).__name__}: {err}"
             log.warning("%s: closed: %.200s", self.peer, reason.split("\n")[0])
@@ -381,7 +392,7 @@ def server_for(uri: str, zeroconf: bool = False) -> AsyncServer:
     if zeroconf and not isinstance(server, AsyncTcpServer):
         raise KwsError(f"--zeroconf announces a tcp:// --uri, not {uri}")
     if zeroconf and importlib.util.find_spec("zeroconf") is None:
-        raise KwsError("--zeroconf needs the zeroconf package: pip install 'kws[zeroconf]'")
+        raise KwsError(f"--zeroconf needs the zeroconf package: {install_hint('zeroconf')}")
     return server
 
 
@@ -398,18 +409,28 @@ async def start(service: Service, uri: str, zeroconf: str | None = None) -> tupl
         server.port = bound_port(server)  # port 0: the one the system chose
         uri = f"tcp://{server.host}:{server.port}"
     if zeroconf:
-        await announce(server, zeroconf)
+        try:
+            await announce(server, zeroconf)
+        except BaseException:
+            await server.stop()
+            raise
     return server, uri
 
 
 async def announce(server: AsyncTcpServer, name: str) -> None:
     """Zeroconf (mDNS) ``_wyoming._tcp`` announcement, as the reference servers make it, so
-    Home Assistant discovers the service by itself."""
+    Home Assistant discovers the service by itself; ``KwsError`` when another service on the
+    network has ``name`` (Home Assistant could not tell the two apart)."""
     from wyoming.zeroconf import HomeAssistantZeroconf
+    from zeroconf import NonUniqueNameException
 
     # A wildcard address is no address to announce: wyoming finds the one that reaches the LAN.
     host = None if server.host in ("0.0.0.0", "::", "") else server.host
-    await HomeAssistantZeroconf(port=server.port, name=name, host=host).register_server()
+    try:
+        await HomeAssistantZeroconf(port=server.port, name=name, host=host).register_server()
+    except NonUniqueNameException:
+        raise KwsError(f"--zeroconf {name}: another service on the network is announced under that "
+                       "name; give this one its own (--zeroconf kitchen)") from None
 
 
 def serve_forever(service: Service, uri: str, zeroconf: str | None = None,

@@ -97,20 +97,91 @@ def assert_same(found, expected, tolerance=0.0015):
         assert abs(t - t_ref) <= tolerance, (found, expected)
 
 
-def test_describe_lists_every_word_as_a_wake_model(service, tiny_bundle):
+def describe(service: Service) -> Info:
     async def body(port):
         async with AsyncTcpClient("127.0.0.1", port) as client:
             await client.write_event(Describe().event())
             return Info.from_event(await client.read_event())
 
-    info = serving(service, body)
-    (program,) = info.wake
+    return serving(service, body)
+
+
+def test_describe_lists_every_word_as_a_wake_model(service, tiny_bundle):
+    (program,) = describe(service).wake
     assert program.name == "kws" and program.installed and program.version
     assert [m.name for m in program.models] == ["yes", "no", "up", "stop"]
     for model in program.models:
-        assert model.phrase == model.name and model.languages == ["en"] and model.installed
+        # Home Assistant lists a wake word by its description: the word, nothing else.
+        assert model.description == model.phrase == model.name
+        assert model.languages == ["en"] and model.installed and model.version
         assert "Apache-2.0" in model.attribution.name and "Speech Commands" in model.attribution.name
-        assert model.version and "0.60" in model.description
+    # Each word's threshold, in the engine's details.
+    assert f"model {tiny_bundle.name}: yes 0.60, no 0.60, up 0.60, stop 0.60" in program.description
+
+
+def test_the_service_is_named_as_announced(tiny_bundle):
+    # Home Assistant titles the entry and the wake-word engine with the program's name: with
+    # --zeroconf NAME, NAME, so two kws servers are told apart.
+    models = load_models(load_config(), [str(tiny_bundle)], float(THRESHOLD))
+    (program,) = describe(Service(models, name="kitchen")).wake
+    assert program.name == "kitchen"
+
+
+class Logged(logging.Handler):
+    """kws.serve's log records, and an event for each (the server runs in the test's loop)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.new = asyncio.Event()
+
+    def emit(self, record):
+        self.records.append(record)
+        self.new.set()
+
+    async def until(self, test) -> None:
+        while not test(self.records):
+            self.new.clear()
+            await self.new.wait()
+
+
+def test_a_client_hanging_up_is_no_problem(service, reference):
+    # As Home Assistant does once it has its detection: it closes the connection, or resets it
+    # with kws's events unread. Neither is logged as a problem; --verbose shows it.
+    samples, _ = reference
+    logged = Logged()
+
+    async def hang_up(port, abort: bool):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(AUDIO_START + b"".join(chunk_line(samples[i:i + CHUNK])
+                                            for i in range(0, len(samples) - CHUNK, CHUNK)))
+        await writer.drain()
+        assert json.loads(await reader.readline())["type"] == "detection"  # the first word
+        if abort:
+            writer.transport.abort()  # a reset: the rest of kws's events unread
+        else:
+            writer.close()
+            await writer.wait_closed()
+
+    async def body(port):
+        for abort in (False, True):
+            await hang_up(port, abort)
+        await logged.until(lambda records: sum("hung up" in r.getMessage() for r in records) == 2)
+        return await stream(port, np.zeros(CHUNK, np.int16).tobytes())  # the server still serves
+
+    log = logging.getLogger("kws.serve")
+    log.addHandler(logged)
+    level = log.level
+    log.setLevel(logging.DEBUG)
+    try:
+        assert [e.type for e in serving(service, body)] == [NotDetected().event().type]
+    finally:
+        log.removeHandler(logged)
+        log.setLevel(level)
+    said = [(r.levelno, r.getMessage()) for r in logged.records]
+    hung_up = [level for level, line in said if "hung up" in line]  # the last client's too, if in time
+    assert len(hung_up) >= 2 and set(hung_up) == {logging.DEBUG}, said
+    assert all(" at " in line for level, line in said if level >= logging.INFO), said  # detections only
 
 
 def test_streamed_words_are_replays_detections(service, reference):
@@ -271,4 +342,5 @@ def test_zeroconf_without_its_package_says_what_to_install(tiny_bundle):
             f"sys.exit(main(['serve', '--model', {str(tiny_bundle)!r}, '--zeroconf']))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 2
-    assert result.stderr == "kws: error: --zeroconf needs the zeroconf package: pip install 'kws[zeroconf]'\n"
+    # A clone's install line, as the README gives it (kws is on no package index).
+    assert result.stderr == "kws: error: --zeroconf needs the zeroconf package: pip install -e '.[zeroconf]'\n"
