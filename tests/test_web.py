@@ -94,7 +94,8 @@ def test_the_live_view_gives_replays_detections(page, reference):
     samples, expected = reference
     messages = serving(page, lambda client: stream(client, samples))
     assert messages[0] == {"type": "ready", "model": "tiny_bundle", "words": ["yes", "no", "up", "stop"],
-                           "thresholds": dict.fromkeys(["yes", "no", "up", "stop"], THRESHOLD), "rate": 16000}
+                           "thresholds": dict.fromkeys(["yes", "no", "up", "stop"], THRESHOLD), "rate": 16000,
+                           "model_rate": 16000}
     assert_same(detections(messages), expected)
     # each word's score about ten times a second: every 0.1 s of audio, or every block when longer
     scores = [m for m in messages if m["type"] == "scores"]

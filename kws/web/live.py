@@ -17,7 +17,7 @@ Messages (text: one JSON object; binary: audio)::
       {"type": "stop"}
                     end the stream with a window of silence, as replay ends a file
     kws -> browser
-      {"type": "ready", "model", "words", "thresholds", "rate"}
+      {"type": "ready", "model", "words", "thresholds", "rate", "model_rate"}
       {"type": "detection", "time", "word", "score"}      as soon as one fires
       {"type": "near_miss", "time", "word", "score", "threshold"}
       {"type": "scores", "time", "scores": {word: score}, "level": dBFS}
@@ -112,7 +112,8 @@ class Live:
         self.model, self._dtype = offered.name, FORMATS[fmt]
         self._sent, self._level = 0.0, -np.inf
         return {"type": "ready", "model": offered.name, "words": self.spotter.words,
-                "thresholds": self.spotter.thresholds, "rate": self.spotter.sample_rate}
+                "thresholds": self.spotter.thresholds, "rate": self.spotter.sample_rate,
+                "model_rate": self.spotter.model_rate}
 
     def _started(self) -> Spotter:
         if self.spotter is None:

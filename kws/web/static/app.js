@@ -35,7 +35,6 @@ const state = {
   audio: null,      // { context, source, analyser, node, stream }
   takeBlocks: null, // Int16Array blocks while a take is recorded
   takeUrls: {},     // take name -> object URL, for playback of this session's takes
-  level: -90,
 };
 
 function status(text, error = false) {
@@ -162,7 +161,7 @@ function connect() {
     if (message.type === "ready") {
       state.thresholds = { ...message.thresholds, ...pickThresholds(message.words) };
       sendThresholds(state.thresholds);
-      $("rate").textContent = `${state.audio.context.sampleRate} Hz from the microphone, ${message.model} hears it at its own rate`;
+      $("rate").textContent = `${message.rate} Hz from the microphone, resampled to ${message.model_rate} Hz for ${message.model};`;
       status(`listening with ${message.model}`);
     } else if (message.type === "detection") {
       logLine($("log"), message, "hit");
@@ -170,7 +169,8 @@ function connect() {
       logLine($("log"), message, "near");
     } else if (message.type === "scores") {
       showScores(message.scores);
-      state.level = message.level;
+      $("heard").textContent = `heard ${message.time.toFixed(1)} s`;
+      $("heard").dataset.time = message.time;
     } else if (message.type === "error") {
       status(`the server closed the live view: ${message.message}`, true);
     }
@@ -205,6 +205,7 @@ async function startMicrophone() {
   const analyser = context.createAnalyser();
   analyser.fftSize = 1024;
   analyser.smoothingTimeConstant = 0;
+  analyser.minDecibels = -85;  // a quiet room's floor dark, speech bright
   source.connect(node);
   source.connect(analyser);
   node.port.onmessage = (event) => onBlock(event.data);
@@ -292,7 +293,7 @@ async function replayFile(file) {
     });
     drawWaveform(result);
     $("file-log").replaceChildren();
-    for (const d of [...result.detections].reverse()) logLine($("file-log"), d, "hit");
+    for (const d of result.detections) logLine($("file-log"), d, "hit");  // newest at the top, as live
     $("file-status").textContent = `${file.name}: ${result.seconds.toFixed(1)} s, ` +
       `${result.detections.length} detection(s) with ${result.model}, as kws replay finds them`;
   } catch (err) {
