@@ -17,6 +17,8 @@ The rule (``train``, ``enroll``, ``record``, ``make-stream``, ``eval``, ``eval-s
 * **Durably.** What was staged is on the disk (``fsync`` of every file and folder) before the
   rename, and the rename is (``fsync`` of the folder) before the command says it is done: a
   power cut leaves the old model or take, or the new one, never an empty file.
+* **Only what was named.** A file the user did not name (a stream's labels beside it, a
+  report's files in its folder) replaces only kws's own earlier one: ``check_unnamed``.
 * **Nothing else.** Only the target itself is replaced; missing parent folders are created
   when the output is written, not before. What a folder output (a bundle) may already hold is
   the caller's decision (``kws.bundle.check_bundle_target`` refuses folders holding anything
@@ -37,7 +39,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from kws.errors import KwsError
 
@@ -64,6 +66,17 @@ def check_target(path: str | Path, what: str, directory: bool = False) -> Path:
         raise KwsError(f"{what} {path}: cannot create it ({existing} is not a directory)")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise KwsError(f"{what} {path}: cannot write there ({existing} is not writable)")
+    return path
+
+
+def check_unnamed(path: str | Path, what: str, is_own: Callable[[Path], bool], instead: str) -> Path:
+    """``check_target`` for a file a command writes that the user did not name (a stream's
+    labels beside it, a report's files in the folder named): where something is that
+    ``is_own`` does not know as kws's own earlier output, a one-line ``KwsError`` (``instead``
+    says what to do), as a bundle folder holding the user's files is refused. Creates nothing."""
+    path = check_target(path, what)
+    if path.exists() and not is_own(path):
+        raise KwsError(f"{what} {path}: exists and kws did not write it; refusing to replace it ({instead})")
     return path
 
 

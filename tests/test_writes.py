@@ -278,6 +278,52 @@ def test_make_stream_replaces_its_two_files_and_nothing_else(tmp_path, negatives
     assert sorted(p.name for p in out.iterdir()) == ["n.csv", "n.wav", "notes.txt"]
 
 
+def test_make_stream_never_replaces_a_csv_of_the_users_it_was_not_given(tmp_path, negatives):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "data.csv").write_text("date,amount\n2024-01-01,3\n")
+    one_error_line(run_kws("make-stream", "--negatives", str(negatives), "--out", str(mine / "data.wav"),
+                           check=False, cwd=tmp_path), "data.csv", "kws did not write it", "--labels")
+    assert sorted(p.name for p in mine.iterdir()) == ["data.csv"]
+    assert (mine / "data.csv").read_text() == "date,amount\n2024-01-01,3\n"
+    # Named, it is the user's choice; and a labels file kws wrote is its own to replace.
+    run_kws("make-stream", "--negatives", str(negatives), "--out", str(mine / "data.wav"),
+            "--labels", str(mine / "data.csv"), cwd=tmp_path)
+    run_kws("make-stream", "--negatives", str(negatives), "--out", str(mine / "data.wav"), cwd=tmp_path)
+    assert (mine / "data.csv").read_text().startswith("word,start,end,source")
+
+
+@pytest.mark.parametrize("name, content", [("metrics.json", '{"accuracy": "mine"}'),
+                                           ("confusion.png", "my own picture")])
+def test_eval_never_replaces_a_report_file_it_did_not_write(tmp_path, tiny_bundle, capsys, monkeypatch,
+                                                             name, content):
+    import kws.eval.clips as clips
+
+    monkeypatch.setattr(clips, "evaluation_audio", lambda *a, **k: pytest.fail("evaluated first"))
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / name).write_text(content)
+    code, err = in_process(capsys, "eval", "--data", str(tmp_path), "--model", str(tiny_bundle),
+                           "--report", str(report))
+    assert code == 2 and len(err.splitlines()) == 1 and name in err and "kws did not write it" in err, err
+    assert [p.name for p in report.iterdir()] == [name] and (report / name).read_text() == content
+
+
+def test_eval_stream_never_replaces_a_plot_it_did_not_write(tmp_path, negatives, tiny_bundle):
+    run_kws("make-stream", "--negatives", str(negatives), "--out", str(tmp_path / "n.wav"), cwd=tmp_path)
+    (tmp_path / "n.det.png").write_text("my own picture")
+    one_error_line(run_kws("eval-stream", "--wav", str(tmp_path / "n.wav"), "--model", str(tiny_bundle),
+                           check=False, cwd=tmp_path), "n.det.png", "kws did not write it")
+    assert (tmp_path / "n.det.png").read_text() == "my own picture"
+    assert not (tmp_path / "n.tradeoff.png").exists()
+
+
+def test_bench_writes_a_plot_only_when_asked(tiny_bundle, tmp_path):
+    result = run_kws("bench", "--model", str(tiny_bundle), "--no-baseline", "--hops", "20", "--minutes", "0.02",
+                     "--live-seconds", "0.5", "--startup-runs", "1", cwd=tmp_path)
+    assert list(tmp_path.iterdir()) == [] and "Histogram" not in result.stdout
+
+
 def test_make_stream_refuses_before_work_and_creates_no_folder(tmp_path, negatives):
     (tmp_path / "blocker").write_text("")
     message = one_error_line(run_kws("make-stream", "--negatives", str(negatives), "--out",

@@ -41,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(pip install 'kws[peers]')")
     parser.add_argument("--peer-seconds", type=float, default=120.0,
                         help="audio for the --peers comparison, in seconds (default: %(default)s)")
-    parser.add_argument("--plot", default="runs/bench_latency.png", metavar="PNG",
-                        help="per-hop latency histogram (default: %(default)s)")
+    parser.add_argument("--plot", metavar="PNG", help="write a per-hop latency histogram there")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -67,7 +66,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             raise KwsError(f"--{name.replace('_', '-')} must be at least 1")
     if not 1 <= args.peer_seconds <= 24 * 3600:  # NaN fails too
         raise KwsError(f"--peer-seconds must be at least 1 (and at most a day), got {args.peer_seconds:g}")
-    check_target(args.plot, "--plot")
+    if args.plot:
+        check_target(args.plot, "--plot")
     if not args.no_baseline:
         missing = bench.baseline_missing()
         if missing:  # say so now, not after minutes of measuring
@@ -125,8 +125,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     totals = {f"ours, hop {h['hop_ms']:g} ms": h.pop("_totals") for h in results["hops"]}
     if "naive" in results:
         totals[f"naive, hop {results['naive']['hop_ms']:g} ms"] = results["naive"].pop("_totals")
-    _plot(Path(args.plot), totals)
-    results["plot"] = args.plot
+    if args.plot:
+        _plot(Path(args.plot), totals)
+        results["plot"] = args.plot
     print(json_line(results) if args.json else format_report(results))
     return 0
 
@@ -186,7 +187,8 @@ def format_report(r: dict) -> str:
                   f"  peak RSS          {q['peak_rss']:8.1f}x smaller ({n['peak_rss_mb']:.0f} MB)"]
     if "peers" in r:
         lines += ["", *_peers_table(r["peers"])]
-    lines.append(f"\nHistogram: {r['plot']}")
+    if "plot" in r:
+        lines.append(f"\nHistogram: {r['plot']}")
     return "\n".join(lines)
 
 
@@ -222,9 +224,10 @@ def _plot(path: Path, totals: dict[str, list[float]]) -> None:
     ax.set_title("kws bench: per-hop latency on one CPU thread")
     ax.legend()
     fig.tight_layout()
+    from kws.eval.reports import save_png
+
     with staged(path) as staging:
-        fig.savefig(staging, dpi=120)
-    plt.close(fig)
+        save_png(fig, staging, 120)
 
 
 def _progress(stage: str) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from kws.bundle import load_bundle
 from kws.cli import add_model_argument, json_line, model_overrides
 from kws.config import Config, with_overrides
 from kws.resources import find_model
-from kws.writes import check_target, staged, to_json, write_text
+from kws.writes import check_target, check_unnamed, staged_together, to_json
 
 HELP = "score a model bundle on labelled clips: accuracy, per-class precision/recall, confusion"
 
@@ -32,12 +33,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="end with the metrics as one JSON line on stdout")
 
 
+def is_metrics(path: Path) -> bool:
+    """Whether ``path`` is a ``metrics.json`` kws eval wrote (its keys)."""
+    import json
+
+    try:
+        metrics = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and {"accuracy", "labels", "confusion", "model"} <= set(metrics)
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
     from kws.eval.clips import evaluate_bundle, evaluation_audio
     from kws.eval.metrics import table
     from kws.eval.reports import plot_confusion
 
-    report = check_target(args.report, "--report", directory=True)  # before the long part
+    from kws.eval.reports import is_kws_png
+
+    # Before the long part: the folder, and its two files (kws's own earlier ones, or none).
+    report = check_target(args.report, "--report", directory=True)
+    instead = f"kws eval writes its report there: choose another --report than {report}"
+    check_unnamed(report / "metrics.json", "metrics", is_metrics, instead)
+    check_unnamed(report / "confusion.png", "confusion matrix", is_kws_png, instead)
     config = with_overrides(config, model_overrides(args))
     bundle = load_bundle(find_model(config.model_path), config)
     # The model the runtime runs (kws.detector.Detector.from_bundle), unless --float/--int8.
@@ -59,9 +77,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
               f"{100 * official['balanced_accuracy']:.2f}%  ({official['n']} clips)")
         print("  recall: " + "  ".join(f"{label} {100 * c['recall']:.0f}"
                                        for label, c in official["per_class"].items() if c["recall"] is not None))
-    with staged(report / "confusion.png") as png:
+    with staged_together([report / "confusion.png", report / "metrics.json"]) as (png, json_file):
         plot_confusion(metrics, png)
-    write_text(report / "metrics.json", to_json(metrics, indent=1) + "\n")
+        json_file.write_text(to_json(metrics, indent=1) + "\n")
     print(f"confusion matrix: {report / 'confusion.png'}")
     if args.json:
         print(json_line(metrics))

@@ -17,7 +17,7 @@ from kws.cli import add_model_argument, json_line
 from kws.cli import add_detector_arguments, detector_setup
 from kws.config import Config
 from kws.errors import KwsError
-from kws.writes import check_target, staged
+from kws.writes import check_target, check_unnamed, staged
 
 HELP = "score detections on labelled streams (hits, false alarms/hour, latency, DET curves)"
 # Denser at the top, where a good model trades its last false alarms for misses.
@@ -47,7 +47,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.labels and len(args.labels) != len(args.wav):
         raise KwsError(f"{len(args.labels)} --labels for {len(args.wav)} --wav: give one per stream "
                        "or none (the .csv beside each WAV)")
-    plot = check_target(args.plot or Path(args.wav[0]).with_suffix(".tradeoff.png"), "--plot")
+    from kws.eval.reports import is_kws_png
+
+    if args.plot:
+        plot = check_target(args.plot, "--plot")
+    else:
+        plot = check_unnamed(Path(args.wav[0]).with_suffix(".tradeoff.png"), "plot", is_kws_png,
+                             "name another with --plot")
+    det_plot = check_unnamed(plot.with_name(plot.name.removesuffix(".tradeoff.png").removesuffix(".png") + ".det.png"),
+                             "per-word plot", is_kws_png, "it goes beside --plot: name another --plot")
     config, bundle = detector_setup(args, config)
     labels = [read_labels(labels_path(wav, given))
               for wav, given in zip(args.wav, args.labels or [None] * len(args.wav))]
@@ -60,7 +68,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
     table = sweep(recordings, bundle.labels, bundle.words, LEVELS, refractory, tolerance)
     det = {word: sweep(recordings, bundle.labels, [word], WORD_LEVELS, refractory, tolerance)
            for word in bundle.words}
-    det_plot = plot.with_name(plot.name.removesuffix(".tradeoff.png").removesuffix(".png") + ".det.png")
     title = f"{bundle.path.name}, hop {config.detector.hop_ms:g} ms"
     write_plot(plot, table, result, title)
     write_det_plot(det_plot, det, recordings[0].thresholds, title)
@@ -147,10 +154,11 @@ def write_det_plot(path: Path, det: dict, thresholds: dict, title: str) -> None:
 
 
 def _save(fig, path: Path) -> None:
+    from kws.eval.reports import save_png
+
     fig.tight_layout()
     with staged(path) as staging:
-        fig.savefig(staging, dpi=100)
-    _pyplot().close(fig)
+        save_png(fig, staging, 100)
 
 
 def _axes(ax, title: str) -> None:

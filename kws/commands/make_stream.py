@@ -24,7 +24,7 @@ from kws.audio.files import read_audio, write_wav
 from kws.cli import count_argument
 from kws.config import Config, with_overrides
 from kws.errors import KwsError
-from kws.writes import check_target, staged_together
+from kws.writes import check_target, check_unnamed, staged_together
 
 HELP = "build a long labelled stream (command words with gaps, or negative audio) for eval-stream"
 
@@ -57,13 +57,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config) -> int:
     from kws.data.negatives import audio_files, negative_files
     from kws.data.speech_commands import OFFICIAL_LIST, UNKNOWN, list_clips, load_audio_files, load_noise
-    from kws.eval.testaudio import build_stream, labels_path, pick_clips, pick_negatives, write_labels
+    from kws.eval.testaudio import (build_stream, is_labels_file, labels_path, pick_clips, pick_negatives,
+                                    write_labels)
 
     if args.minutes is not None and not 0 < args.minutes < 1e5:
         raise KwsError("--minutes must be positive")
     labels_out = labels_path(args.out, args.labels)
     check_target(args.out, "--out")
-    check_target(labels_out, "--labels")
+    if args.labels:
+        check_target(labels_out, "--labels")
+    else:
+        check_unnamed(labels_out, "labels", is_labels_file, f"the labels of --out {args.out} go there: "
+                      "name another file with --labels")
     config = with_overrides(config, {"stream.snr_db": args.snr_db,
                                      "stream.unknown_fraction": args.unknown_fraction})
     rate = config.audio.sample_rate

@@ -10,6 +10,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+# Every PNG kws draws says so in its Software field, so a later run knows a plot of that name
+# as its own to replace, and refuses a user's file (kws.writes.check_unnamed).
+PNG_METADATA = {"Software": "kws"}
+_PNG_MARK = b"\x00\x00\x00\x0ctEXtSoftware\x00kws"  # the chunk: length 12, type, key, value
+
+
+def is_kws_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG kws drew (``save_png``)."""
+    with open(path, "rb") as f:
+        return _PNG_MARK in f.read(4096)  # matplotlib writes its text chunks before the image
+
+
+def save_png(fig, path: str | Path, dpi: int) -> None:
+    """Write ``fig`` to ``path`` with kws's mark, and free it."""
+    fig.savefig(path, dpi=dpi, metadata=PNG_METADATA)
+    plt.close(fig)
+
 
 def plot_confusion(metrics: dict, path: str | Path, title: str = "") -> None:
     """Row-normalised confusion matrix, with counts in the cells."""
@@ -29,8 +46,7 @@ def plot_confusion(metrics: dict, path: str | Path, title: str = "") -> None:
     ax.set_title(title or f"accuracy {100 * metrics['accuracy']:.1f}%, "
                  f"balanced {100 * metrics['balanced_accuracy']:.1f}%", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, 110)
 
 
 def plot_curves(history: list[dict], path: str | Path) -> None:
@@ -49,5 +65,4 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     loss_ax.legend()
     acc_ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path, 100)

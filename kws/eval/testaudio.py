@@ -138,10 +138,19 @@ def labels_path(wav: str | Path, labels: str | Path | None = None) -> Path:
     return Path(labels) if labels else Path(wav).with_suffix(".csv")
 
 
+LABELS_HEADER = "word,start,end,source"
+
+
+def is_labels_file(path: Path) -> bool:
+    """Whether ``path`` is a labels CSV as ``write_labels`` writes it (its header first)."""
+    with open(path, newline="", errors="replace") as f:
+        return f.readline().rstrip("\r\n") == LABELS_HEADER
+
+
 def write_labels(path: str | Path, labels: list[Label]) -> None:
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["word", "start", "end", "source"])
+        out.writerow(LABELS_HEADER.split(","))
         out.writerows([lab.word, f"{lab.start:.4f}", f"{lab.end:.4f}", lab.source] for lab in labels)
 
 
