@@ -1,6 +1,7 @@
 # The two set-up commands of the README. Each installs what it needs, then runs.
 #   make listen   system audio library + the runtime (no TensorFlow), then `kws listen`
 #   make test     everything for training and the tests, then the test suite
+#   make page     the runtime and the web extra (aiohttp), then the page: `kws serve --http`
 #   make voices   every speech engine and voice `kws enroll` speaks with (see the README's
 #                 licences): flite, festival and its voices, SVOX Pico from Debian non-free
 # Python packages go into a virtual environment (.venv): Debian and Ubuntu refuse pip
@@ -19,10 +20,13 @@ APT_RUNTIME := python3-venv libportaudio2 libsndfile1
 # (driven by Playwright for Python, which downloads no browser of its own).
 APT_TEST := $(APT_RUNTIME) espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins tmux chromium
 
-.PHONY: listen test lint voices install-runtime install-test clean-env
+.PHONY: listen page test lint voices install-runtime install-test clean-env
 
 listen: install-runtime
 	$(PY) -m kws listen
+
+page: $(STAMPS)/web
+	$(PY) -m kws serve --http
 
 # The README's test command: the whole suite on two processes (pytest-xdist; tests synchronise
 # on events, not on time, so they share the machine); `-m "not train"` is the fast tier.
@@ -62,6 +66,10 @@ $(STAMPS)/apt-test: Makefile
 $(STAMPS)/runtime: $(STAMPS)/apt-runtime pyproject.toml Makefile
 	[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e .
+	touch $@
+
+$(STAMPS)/web: $(STAMPS)/runtime
+	$(PY) -m pip install -q -e ".[web]"
 	touch $@
 
 $(STAMPS)/test: $(STAMPS)/apt-test pyproject.toml Makefile

@@ -268,11 +268,9 @@ function drawSpectrogram() {
   requestAnimationFrame(drawSpectrogram);
 }
 
-function colour(v) {  // dark blue -> teal -> yellow
-  const r = Math.round(255 * Math.min(1, Math.max(0, 2 * v - 0.6)));
-  const g = Math.round(255 * Math.min(1, v * 1.3));
-  const b = Math.round(255 * Math.max(0, 0.55 - v * 0.5) + 40 * (1 - v));
-  return `rgb(${r},${g},${b})`;
+function colour(v) {  // near black -> teal -> yellow
+  const clamp = (x) => Math.round(255 * Math.min(1, Math.max(0, x)));
+  return `rgb(${clamp(2 * v - 0.8)},${clamp(1.4 * v - 0.15)},${40 + Math.round(160 * Math.min(1, 2 * v) * (1 - v))})`;
 }
 
 // -- a dropped file ---------------------------------------------------------------------------
