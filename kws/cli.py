@@ -96,7 +96,7 @@ def _command_in(argv: list[str]) -> str | None:
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     """``--model DIR``, shared by every command that loads a bundle."""
-    parser.add_argument("--model", metavar="DIR",
+    parser.add_argument("--model", metavar="DIR", action=_Once,
                         help="model bundle directory (default: detector.model in the config)")
 
 
@@ -122,6 +122,26 @@ def threshold_argument(text: str) -> dict[str, float] | float:
         return parse_thresholds(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def positive_argument(text: str) -> float:
+    """A number above 0 (``--duration``), as argparse wants errors."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+class _Once(argparse.Action):
+    """An option that may be given once: a second one is an error, not silently the one used."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            raise argparse.ArgumentError(self, "given twice; one per run")
+        setattr(namespace, self.dest, values)
 
 
 def count_argument(text: str) -> int:

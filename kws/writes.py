@@ -116,6 +116,11 @@ def _staged(paths: list[Path], directory: bool) -> Iterator[list[Path]]:
             _sync(paths[0].parent)
         else:
             _replace_together(stagings, paths)
+    except OSError as err:  # said of the output the user named, not of its staging
+        target = _output_of(err.filename, stagings, paths)
+        if target is None:
+            raise
+        raise KwsError(f"{target}: cannot write it ({err.strerror or err})") from None
     finally:
         for staging in stagings:
             _remove(staging)
@@ -135,6 +140,19 @@ def _create_staging(path: Path, directory: bool) -> Path:
             return staging
         except FileExistsError:
             continue
+        except OSError as err:
+            raise KwsError(f"{path}: cannot write it ({err.strerror or err})") from None
+
+
+def _output_of(filename, stagings: list[Path], paths: list[Path]) -> Path | None:
+    """The output whose staging ``filename`` is, or is in (with its own part of the path)."""
+    if filename is None or isinstance(filename, int):
+        return None
+    name = Path(os.fsdecode(filename))
+    for staging, path in zip(stagings, paths):
+        if name == staging or staging in name.parents:
+            return path / name.relative_to(staging) if name != staging else path
+    return None
 
 
 def _replace_together(stagings: list[Path], paths: list[Path]) -> None:

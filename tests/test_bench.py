@@ -27,7 +27,7 @@ def bench(bundle, spoken, tmp_path, *extra):
                      "--live-seconds", "1", "--startup-runs", "1", "--wav", str(wav),
                      "--labels", str(csv), "--plot", str(plot), *extra, timeout=600)
     assert plot.stat().st_size > 10_000
-    return json.loads(result.stdout.strip().splitlines()[-1]), labels
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "_stderr": result.stderr}, labels
 
 
 def test_bench_reports_every_figure(tiny_bundle, spoken, tmp_path):
@@ -50,6 +50,8 @@ def test_bench_reports_every_figure(tiny_bundle, spoken, tmp_path):
 @pytest.mark.train
 def test_bench_against_the_naive_baseline(tiny_bundle, spoken, tmp_path):
     report, _ = bench(tiny_bundle, spoken, tmp_path, "--naive-hops", "5")
+    # TensorFlow's start-up log stays off: stderr holds the stages only.
+    assert all(line.startswith("kws bench: ") for line in report.pop("_stderr").splitlines()), report
     assert report["naive"]["total"]["n"] == 5
     assert set(report["ratios"]) == {"per_hop_p50", "per_hop_p99", "real_time_factor", "startup",
                                      "peak_rss"}

@@ -38,6 +38,46 @@ def test_missing_training_extras_is_one_line(command, tmp_path):
                                      "not installed): pip install -e '.[train]'")
 
 
+def test_help_says_what_a_clone_installs_and_every_exec_variable(capsys):
+    def help_of(command: str) -> str:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        return " ".join(capsys.readouterr().out.split())  # as argparse wrapped it, unwrapped
+
+    assert "pip install -e '.[zeroconf]'" in help_of("serve")  # kws is on no package index
+    assert "pip install -e '.[peers]'" in help_of("bench")
+    listen = help_of("listen")
+    assert all(name in listen for name in ("KWS_WORD", "KWS_SCORE", "KWS_TIME", "KWS_CLOCK"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["listen", "--duration", "abc"], "argument --duration: 'abc' is not a number"),
+    (["listen", "--duration", "0"], "argument --duration: must be above 0, got 0"),
+    (["replay", "x.wav", "--model", "a", "--model", "b"], "argument --model: given twice; one per run"),
+])
+def test_a_bad_flag_is_one_line_in_words(capsys, args, message):
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["enroll", "lamp", "--engines", "foo"], "unknown engine 'foo'"),
+    (["enroll", "lamp", "--base", "/nope"], "--base /nope: not a model bundle"),
+    (["record", "123", "--count", "1"], "'123': a word to spot is letters"),
+    (["enroll", "123"], "'123': a word to spot is letters"),
+])
+def test_bad_enroll_and_record_input_is_refused_before_any_work(tmp_path, capsys, monkeypatch, args, message):
+    # TensorFlow and the microphone unavailable: refused before either is needed, or another
+    # error would come.
+    for name in ("tensorflow", "keras", "sounddevice"):
+        monkeypatch.setitem(sys.modules, name, None)
+    code, err = in_process(capsys, *args, "--out", str(tmp_path / "out"))
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_threshold_flag_parsing():
     from kws.posterior import parse_thresholds
 

@@ -31,6 +31,8 @@ def test_eval_json_on_dataset_and_archive(tiny_bundle, tiny_dataset, tmp_path):
                      "--report", str(tmp_path / "report2"), "--json")
     archived = json.loads(result.stdout.strip().splitlines()[-1])
     assert archived["per_class"]["_unknown_"]["support"] == 2 * 4  # every clip, no 10% cut
+    # A folder per label says nothing of who spoke: no "official test speakers" part.
+    assert "official_test_speakers" not in archived and "official" not in result.stdout
     assert archived["per_class"]["yes"]["support"] == metrics["per_class"]["yes"]["support"]
 
 

@@ -427,15 +427,10 @@ def test_listen_view_refuses_flags_it_replaces(fake_sd, capsys):
     assert "--view draws the detections itself: leave out --json" in capsys.readouterr().err
 
 
-def test_no_device_message_points_to_devices_and_flag(monkeypatch):
-    from kws.audio import microphone
-
-    class NoDevices:
-        default = type("default", (), {"device": [-1, -1]})
-
-        def query_devices(self):
-            return []
-
-    monkeypatch.setattr(microphone, "import_sounddevice", lambda: NoDevices())
-    with pytest.raises(microphone.MicrophoneError, match=r"`kws devices`.*--device"):
-        microphone.input_devices()
+def test_no_device_at_all_is_one_line_that_does_not_send_you_in_a_circle(fake_sd, capsys):
+    fake_sd.names = ()
+    for command in (["devices"], ["listen"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("kws: error: no input device found: is a microphone connected") and err.count("\n") == 1
+        assert "kws devices" not in err  # what `kws devices` says: it would list nothing

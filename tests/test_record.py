@@ -56,6 +56,7 @@ def test_record_takes_from_the_virtual_microphone(virtual_mic, tmp_path):  # noq
     text = "\n".join(err.close())  # every line, up to the end of the pipe
     print(text)
     assert "take 1/2" in text and "too quiet" in text and "kept lights-02.wav" in text
+    assert "dBFS  [" not in text  # no level meter redrawn into a pipe or a log
     files = sorted(out.glob("*.wav"))
     assert [f.name for f in files] == ["lights-01.wav", "lights-02.wav"]
     for f, gain in zip(files, (0.5, 0.02)):

@@ -137,6 +137,19 @@ def test_eval_stream_without_labels_exits_2(stream, tiny_bundle, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "none.csv" in result.stderr
 
 
+def test_an_unreadable_file_among_several_is_skipped_and_said(tmp_path, tiny_bundle, spoken):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really")
+    wav = str(spoken[2])
+    alone = run_kws("replay", wav, "--model", str(tiny_bundle), "--json", "--threshold", "0.6")
+    result = run_kws("replay", str(bad), wav, "--model", str(tiny_bundle), "--json", "--threshold", "0.6",
+                     check=False)
+    assert result.returncode == 2 and result.stdout == alone.stdout  # the good file, replayed whole
+    warning, error = result.stderr.splitlines()
+    assert warning.startswith(f"kws: warning: {bad}") and warning.endswith("; skipped")
+    assert error == f"kws: error: 1 of 2 files could not be read (said above): {bad}"
+
+
 def test_bad_audio_inputs_are_one_line(tmp_path, tiny_bundle, spoken):
     raw = tmp_path / "clip.raw"
     raw.write_bytes(np.zeros(1600, np.int16).tobytes())

@@ -22,6 +22,7 @@ import soundfile as sf
 from conftest import in_process, one_error_line, run_kws, states, torn, view, watched
 from kws.bundle import BundleError, bundle_writer, load_bundle, write_metadata
 from kws.config import load_config
+from kws.errors import KwsError
 from kws.features import mel_basis
 from kws.writes import STAGING, staged, staged_together
 
@@ -248,6 +249,25 @@ def test_files_that_belong_together_are_both_replaced_or_neither(tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["n.csv", "n.wav"]
 
 
+def test_an_output_that_cannot_be_written_is_named_not_its_staging(tmp_path, monkeypatch):
+    # What root meets in /sys (os.access says yes, the file system no); any user where the
+    # disk is full.
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(KwsError) as err:
+        with staged(tmp_path / "n.wav"):
+            pytest.fail("no staging was made")
+    assert str(err.value) == f"{tmp_path / 'n.wav'}: cannot write it (Permission denied)"
+    monkeypatch.undo()
+    with pytest.raises(KwsError) as err:
+        with staged(tmp_path / "m", directory=True) as staging:
+            raise OSError(28, "No space left on device", str(staging / "model.tflite"))
+    assert str(err.value) == f"{tmp_path / 'm' / 'model.tflite'}: cannot write it (No space left on device)"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_failed_record_creates_nothing(tmp_path):
     result = run_kws("record", "yes", "--count", "1", "--out", str(tmp_path / "t0" / "takes"), "--device", "99",
                      "--countdown", "0", check=False, cwd=tmp_path)
@@ -322,6 +342,17 @@ def test_bench_writes_a_plot_only_when_asked(tiny_bundle, tmp_path):
     result = run_kws("bench", "--model", str(tiny_bundle), "--no-baseline", "--hops", "20", "--minutes", "0.02",
                      "--live-seconds", "0.5", "--startup-runs", "1", cwd=tmp_path)
     assert list(tmp_path.iterdir()) == [] and "Histogram" not in result.stdout
+
+
+def test_make_stream_minutes_of_negatives_are_about_that(tmp_path):
+    folder = tmp_path / "neg"
+    folder.mkdir()
+    sf.write(folder / "a-1.wav", (0.05 * np.random.default_rng(0).standard_normal(120 * RATE)).astype(np.float32),
+             RATE)  # one two-minute file
+    run_kws("make-stream", "--negatives", str(folder), "--out", str(tmp_path / "n.wav"), "--minutes", "0.5",
+            cwd=tmp_path)
+    # Half a minute: the file cut to what the gaps around it leave (they vary by a second or so).
+    assert 28 <= sf.info(tmp_path / "n.wav").duration <= 32
 
 
 def test_make_stream_refuses_before_work_and_creates_no_folder(tmp_path, negatives):

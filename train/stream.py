@@ -390,13 +390,14 @@ def export(model: keras.Model, step: int, path: Path, frames: np.ndarray,
     """Write the streaming twin of ``model`` (a window model, softmax and all) to ``path`` and
     check it on ``frames`` ``(n, dim)`` of real features in a row: every window the stream
     passes must get the window model's posteriors (Keras) within ``tolerance``. ``None`` when
-    the model does not stream. For an LSTM, whose stream carries its state, only the first
+    the model does not stream: the bundle then runs its window model, as any bundle without a
+    twin, nothing a user must act on, so nothing is printed (``kws enroll`` printed it first).
+    For an LSTM, whose stream carries its state, only the first
     window must agree; how far the others differ is measured and returned.
     """
     try:
         twin = StreamingModel(logits_model(model), step)
-    except NotStreamable as err:
-        print(f"no streaming model: {err}", flush=True)
+    except NotStreamable:
         return None
     path.write_bytes(to_tflite(twin))
     diffs = stream_vs_window(model, path, frames)

@@ -287,13 +287,19 @@ def engine_summary(engines: Iterable[str] | None = None) -> str:
     return "; ".join(parts)
 
 
-def voices(engines: Iterable[str] | None = None, pitches: Sequence[float] = PITCHES,
-           rates: Sequence[float] = RATES) -> list[Voice]:
-    """Every persona available here, in engine preference order. Unknown engine: KwsError."""
-    engines = list(engines) if engines is not None else list(ENGINES)
+def check_engines(engines: Iterable[str]) -> list[str]:
+    """``engines`` if each is one kws knows, else a one-line KwsError (cheap: nothing is run)."""
+    engines = list(engines)
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise KwsError(f"unknown engine {unknown[0]!r} (known: {', '.join(ENGINES)})")
+    return engines
+
+
+def voices(engines: Iterable[str] | None = None, pitches: Sequence[float] = PITCHES,
+           rates: Sequence[float] = RATES) -> list[Voice]:
+    """Every persona available here, in engine preference order. Unknown engine: KwsError."""
+    engines = check_engines(engines if engines is not None else ENGINES)
     status = engine_status()
     have_sox = _which("sox") is not None
     out = []

@@ -122,8 +122,8 @@ def input_devices() -> list[InputDevice]:
 
     devices = with_timeout("listing devices", query)
     if not devices:
-        raise MicrophoneError("no input device found (is a microphone connected and the audio "
-                              "server running? `kws devices` lists inputs; --device picks one)")
+        raise MicrophoneError("no input device found: is a microphone connected, and the audio server "
+                              "(PulseAudio, PipeWire) running?")
     return devices
 
 

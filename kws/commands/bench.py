@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the naive baseline (it needs TensorFlow and librosa)")
     parser.add_argument("--peers", action="store_true",
                         help="also time microWakeWord and openWakeWord, where installed, on the same audio "
-                             "(pip install 'kws[peers]')")
+                             f"({install_hint('peers')})")
     parser.add_argument("--peer-seconds", type=float, default=120.0,
                         help="audio for the --peers comparison, in seconds (default: %(default)s)")
     parser.add_argument("--plot", metavar="PNG", help="write a per-hop latency histogram there")

@@ -17,6 +17,7 @@ from kws.cli import count_argument, debugging, json_line, require_extras
 from kws.config import Config
 from kws.errors import KwsError
 from kws.quiet import quiet_tensorflow
+from kws.resources import is_bundle
 
 HELP = "train a spotter for your own word(s) from synthetic voices and your recordings"
 
@@ -89,6 +90,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from kws_train.enroll import check_inputs, enroll, format_report, summary_line
 
     check_inputs(args.words, args.out, args.recordings, args.with_commands, data)
+    if engines is not None:
+        from kws_train.synth import check_engines
+
+        check_engines(engines)  # now, not after TensorFlow has loaded
+    if args.base is not None and not is_bundle(Path(args.base)):
+        raise KwsError(f"--base {args.base}: not a model bundle (no metadata.json); give one kws train "
+                       "or kws enroll wrote")
     require_extras("keras", "tensorflow")  # found, not imported: before minutes of synthesis
     if not debugging(args):
         with quiet_tensorflow():

@@ -15,20 +15,14 @@ import time
 from pathlib import Path
 
 from kws.audio.microphone import Microphone, capture_rate, find_input_device
-from kws.cli import add_detector_arguments, add_model_argument, add_near_miss_argument, detector_setup
+from kws.cli import (add_detector_arguments, add_model_argument, add_near_miss_argument, detector_setup,
+                     positive_argument)
 from kws.config import Config
 from kws.errors import KwsError
 from kws.live import Meter, Report, _stop_on_signals, listen, note, summary
 from kws.units import block_samples
 
 HELP = "detect keywords from the microphone, one line per detection"
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='one JSON object per detection on stdout: {"time" (stream seconds), "word", '
                              '"score", "clock" (wall-clock time, ISO 8601)}')
     parser.add_argument("--exec", metavar="CMD", dest="exec_command",
-                        help="run CMD through the shell for each detection, with KWS_WORD, "
-                             "KWS_SCORE and KWS_TIME in its environment (its output goes to "
-                             "stderr)")
+                        help="run CMD through the shell for each detection, with KWS_WORD, KWS_SCORE, "
+                             "KWS_TIME (stream seconds) and KWS_CLOCK (the wall clock, ISO 8601) in its "
+                             "environment (its output goes to stderr)")
     parser.add_argument("--meter", action="store_true",
                         help="draw a live input level meter on stderr (when stdout is a terminal)")
     parser.add_argument("--view", action="store_true",
@@ -51,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "against its threshold, the last detections (plain lines when "
                              "stdout is not a terminal)")
     add_near_miss_argument(parser)
-    parser.add_argument("--duration", type=_positive, metavar="SECONDS",
+    parser.add_argument("--duration", type=positive_argument, metavar="SECONDS",
                         help="stop by itself after this many seconds")
 
 

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             raise KwsError(f"{args.negatives}: no audio files" +
                            (f" in the {args.split} split" if args.split else ""))
         seconds = None if args.minutes is None else args.minutes * 60
-        picked = pick_negatives(files, seconds, rate, rng, read)
+        picked = pick_negatives(files, seconds, rate, rng, read, sum(config.stream.gap_seconds) / 2)
     else:
         split = args.split or "testing"
         clips = list_clips(args.data, config.words, split, unknown_fraction=1.0)

@@ -21,6 +21,7 @@ import numpy as np
 
 from kws.config import Config
 from kws.errors import KwsError
+from kws.labels import clean_word
 from kws.writes import check_target, staged
 
 HELP = "record your own takes of a word from the microphone (for kws enroll --recordings)"
@@ -86,9 +87,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from kws.audio.ring import RingBuffer
     from kws.live import Meter
 
-    word = " ".join(args.word.split())
-    if not slug(word):
-        raise KwsError("empty word: give the word to record, e.g. kws record computer --count 5 --out takes")
+    word = clean_word(args.word, "record")  # the words kws enroll takes
     if args.count < 1:
         raise KwsError("--count must be at least 1")
     if not 0.5 <= args.seconds <= 10:
@@ -105,10 +104,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
     device = find_input_device(args.device if args.device is not None else config.audio.device)
     rate = capture_rate(device, target)
     ring = RingBuffer(int(rate * (args.seconds + args.countdown + 2)))
-    meter = Meter(rate)
+    # A meter redraws a line in place: on a terminal only, never into a log.
+    meter = Meter(rate) if sys.stderr.isatty() else None
     block = max(1, rate // 100)
     saved: list[Path] = []
-    with Microphone(device, rate, block, meter.tee(ring.write)) as mic:
+    with Microphone(device, rate, block, ring.write if meter is None else meter.tee(ring.write)) as mic:
         _say(f"recording {args.count} takes of {word!r} from {device} into {out}")
         empty = 0
         while len(saved) < args.count:
@@ -123,12 +123,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
             deadline = time.monotonic() + args.seconds + 2.0
             while got < len(audio):
                 if mic.device_lost or time.monotonic() > deadline:
-                    meter.clear()
+                    if meter:
+                        meter.clear()
                     raise KwsError(f"input device {device} stopped delivering audio")
                 ring.wait(0.05)
                 got += ring.read_into(audio[got:])
-                meter.draw()
-            meter.clear()
+                if meter:
+                    meter.draw()
+            if meter:
+                meter.clear()
             audio = resample(audio, rate, target)
             take, warnings = check_take(audio, target)
             for warning in warnings:

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from kws.audio.files import STDIN, read_blocks
+from kws.audio.files import STDIN, AudioFileError, read_blocks
 from kws.cli import add_detector_arguments, add_model_argument, add_near_miss_argument, detector_setup
 from kws.config import Config
 from kws.detector import format_detection
@@ -57,9 +57,18 @@ def run(args: argparse.Namespace, config: Config) -> int:
         raise KwsError("--view draws the detections itself: leave out --json")
     config, _ = detector_setup(args, config)  # --threshold checked against the model's words
     spotter = Spotter(config=config)
-    # Open every file first: a typo in the last name should not cost a long replay.
-    opened = [(path, *read_blocks(path, config.audio.block_ms)) for path in args.files]
+    # Open every file first: a typo in the last name is said before a long replay. Of several,
+    # one that cannot be read is said and skipped, the others replayed; the exit status says so.
+    opened, unreadable = [], []
     several = len(args.files) > 1
+    for path in args.files:
+        try:
+            opened.append((path, *read_blocks(path, config.audio.block_ms)))
+        except AudioFileError as err:
+            if not several:
+                raise
+            unreadable.append(path)
+            print(f"kws: warning: {err}; skipped", file=sys.stderr, flush=True)
     for path, rate, _, blocks in opened:
         updates = spotter.replay(blocks, rate, realtime=args.realtime, pad=True)
         if args.view:
@@ -82,4 +91,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print(f"kws: {path}: no detection", file=sys.stderr, flush=True)
             if args.json:
                 print(json.dumps({"file": path, "detections": 0}), flush=True)
+    if unreadable:
+        raise KwsError(f"{len(unreadable)} of {len(args.files)} files could not be read (said above): "
+                       f"{', '.join(unreadable)}")
     return 0

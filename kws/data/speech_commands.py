@@ -20,8 +20,8 @@ The official test speakers: a root may hold ``official_test_validation_list.txt`
 official v0.02 test set (the subset the shipped model was made with has them; the official
 archives do not). Models score about 5 points lower on those people than on a split as a whole,
 and they are how keyword spotters are compared, so ``ClipSet.official`` marks them (their
-unknown clips are never cut) and evaluation reports them beside the whole split. The official
-test-set archive is all official speakers.
+unknown clips are never cut) and evaluation reports them beside the whole split. A folder per
+label (the official test-set archive, or one's own) is scored whole: nothing in it says who spoke.
 """
 
 from __future__ import annotations
@@ -119,11 +119,13 @@ def list_clips(root: str | Path, words: list[str], split: str, *, unknown_fracti
 
 
 def _archive_clips(root: Path, words: list[str]) -> ClipSet:
-    clips = ClipSet(labels_for(words), official=[])
+    # Nothing here says whose voices these are: the official archive's, or anyone's folder per
+    # label. Scored whole, with no "official speakers" part.
+    clips = ClipSet(labels_for(words), official=None)
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != NOISE_DIR):
         label = folder.name if folder.name in clips.labels else UNKNOWN
         for path in _audio_files(folder):
-            clips.add(path, label, official=True)
+            clips.add(path, label)
     return clips
 
 

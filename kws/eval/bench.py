@@ -182,8 +182,10 @@ class NaiveBaseline:
     """The tutorials' loop: full librosa log-mel of the last second + Keras ``predict``, every hop."""
 
     def __init__(self, bundle: Bundle, config: Config):
-        import tensorflow as tf
+        from kws.quiet import quiet_tensorflow
 
+        with quiet_tensorflow():  # its start-up log would bury the report
+            import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         import keras

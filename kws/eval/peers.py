@@ -43,10 +43,11 @@ import numpy as np
 from kws.bundle import Bundle
 from kws.config import Config, with_overrides
 from kws.errors import KwsError
+from kws.resources import install_hint
 from kws.quiet import quiet_c_stderr
 
 MWW_PACKAGE = "pymicro-wakeword"
-MWW_INSTALL = "pip install 'kws[peers]' (or pip install pymicro-wakeword)"
+MWW_INSTALL = f"{install_hint('peers')} (or pip install pymicro-wakeword)"
 MWW_ONE = "okay_nabu"
 MWW_FRAME = 160  # samples per micro-frontend frame (10 ms), the block a sound card hands it
 OWW_ONE = "ok_nabu"

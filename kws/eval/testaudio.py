@@ -120,14 +120,17 @@ NEGATIVE = "_negative_"  # label of audio in which no command is said
 
 
 def pick_negatives(paths: list[Path], seconds: float | None, sample_rate: int,
-                   rng: np.random.Generator,
-                   read: Callable[[Path], np.ndarray]) -> list[tuple[str, str, np.ndarray]]:
-    """Whole files of negative audio in random order, until about ``seconds`` (``None``: all)."""
+                   rng: np.random.Generator, read: Callable[[Path], np.ndarray],
+                   gap_seconds: float = 0.0) -> list[tuple[str, str, np.ndarray]]:
+    """Files of negative audio in random order (``None``: all of them), as much as makes a
+    stream of about ``seconds`` with a gap of ``gap_seconds`` around each (``build_stream``):
+    the last file is cut where the time runs out."""
     out, total = [], 0
     for index in rng.permutation(len(paths)):
-        if seconds is not None and total >= seconds * sample_rate:
+        room = None if seconds is None else round((seconds - (len(out) + 2) * gap_seconds) * sample_rate) - total
+        if room is not None and room <= 0 and out:
             break
-        samples = read(paths[index])
+        samples = read(paths[index])[:None if room is None else max(room, sample_rate)]  # a second at least
         out.append((NEGATIVE, str(paths[index]), samples))
         total += len(samples)
     return out

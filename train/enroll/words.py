@@ -16,24 +16,10 @@ import numpy as np
 
 from kws.bundle import check_bundle_target
 from kws.errors import KwsError
-from kws.labels import SILENCE, UNKNOWN
+from kws.labels import clean_word
 from kws_train import synth
 
 COMMANDS = list(synth.COMMANDS)
-
-
-def clean_word(word: str) -> str:
-    """The word or phrase as the engines get it; one line of error for what cannot be one."""
-    text = " ".join(str(word).strip().lower().split())
-    if not text:
-        raise KwsError("empty word: give the word or short phrase to enroll, e.g. kws enroll computer")
-    if not re.fullmatch(r"[a-z][a-z' ]*", text):
-        raise KwsError(f"{word!r}: a word to enroll is letters (and spaces or ') only")
-    if len(text.split()) > 4 or len(text) > 30:
-        raise KwsError(f"{word!r}: too long to say within one second; enroll a word or a short phrase")
-    if text in (SILENCE, UNKNOWN):
-        raise KwsError(f"{word!r} is a reserved label")
-    return text
 
 
 def check_inputs(words: list[str], out: str | Path, recordings: str | Path | None,
