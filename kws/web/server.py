@@ -156,7 +156,7 @@ def _guard(page: Page):
         if origin is not None and urlsplit(origin).netloc != request.host:
             return _refuse(403, f"requests from {origin[:80]!r} are refused: only the page itself may ask")
         response = await handler(request)
-        if page.token is not None and request.path == "/" and COOKIE not in request.cookies:
+        if page.token is not None and request.path == "/" and request.cookies.get(COOKIE) != page.token:
             response.set_cookie(COOKIE, page.token, httponly=True, samesite="Strict", secure=request.secure)
         return response
 
