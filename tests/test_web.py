@@ -128,18 +128,19 @@ def test_a_slider_changes_what_fires_on_that_connection_only(page, reference):
     assert_same(detections(plain), expected)
 
 
-def test_a_dropped_file_gives_replays_detections(page, reference, spoken):
-    path = spoken[2].parent / "spoken.flac"
+@pytest.mark.parametrize("suffix", [".flac", ".mp3"])
+def test_a_dropped_file_gives_replays_detections(page, reference, tiny_bundle, tmp_path, suffix):
+    path = tmp_path / f"spoken{suffix}"
     sf.write(path, reference[0], 16000)
 
     async def body(client):
-        response = await client.post("/api/replay", params={"name": "spoken.flac"}, data=path.read_bytes())
+        response = await client.post("/api/replay", params={"name": path.name}, data=path.read_bytes())
         assert response.status == 200, await response.text()
         return await response.json()
 
     result = serving(page, body)
-    assert_same([(d["word"], d["time"]) for d in result["detections"]], reference[1])
-    assert result["seconds"] == pytest.approx(len(reference[0]) / 16000, abs=0.001)
+    assert_same([(d["word"], d["time"]) for d in result["detections"]], replay(path, tiny_bundle))
+    assert result["seconds"] == pytest.approx(len(reference[0]) / 16000, abs=0.1)  # MP3: its frames' padding
     assert len(result["peaks"]) <= 1000 and max(high for _, high in result["peaks"]) > 0.05
 
 
