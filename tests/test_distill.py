@@ -33,9 +33,11 @@ def test_teacher_targets_mix_its_posteriors_with_the_label(tiny_bundle, tiny_dat
     own = load_bundle(tiny_bundle).classifier().predict(x)  # the teacher's view of this very batch
     labels = np.where(kinds == CLIP, clips.targets[:6], 1)  # partial words are _unknown_ (1)
     onehot = np.eye(len(own[0]))[labels]
-    taught = kinds == CLIP
-    assert y.shape == own.shape and np.allclose(y[taught], 0.25 * own[taught] + 0.75 * onehot[taught], atol=1e-6)
-    assert np.array_equal(y[~taught], onehot[~taught])  # made-up negatives keep their label
+    taught = (kinds == CLIP) & (own.argmax(1) == labels)
+    assert taught.any() and y.shape == own.shape
+    assert np.allclose(y[taught], 0.25 * own[taught] + 0.75 * onehot[taught], atol=1e-6)
+    # Made-up negatives keep their label, and so do clips where the teacher's top class is wrong.
+    assert np.array_equal(y[~taught], onehot[~taught])
     assert np.allclose(y.sum(1), 1, atol=1e-5)
     with pytest.raises(KwsError, match="labels"):
         Teacher(str(tiny_bundle), labels_for(["yes", "no"]), 0.5)
@@ -133,5 +135,10 @@ def test_cached_targets_are_read_back_instead_of_run_again(tiny_bundle, tmp_path
     again = teacher(waves, x, y, taught, seed)
     assert calls == [3] and np.array_equal(first, again)
     assert np.array_equal(first[2], np.eye(len(labels))[1])  # not taught: its label
+    soft = run(waves[taught], x[taught])
+    right = soft.argmax(1) == y[taught]
+    assert not right.all()  # random features: the teacher is wrong on some rows, and the label wins there
+    onehot = np.eye(len(labels))[y[taught]]
+    assert np.allclose(first[taught], np.where(right[:, None], soft, onehot), atol=1e-6)
     other = Teacher(str(tiny_bundle), labels, 1.0, cache=TargetCache(tmp_path, "another key"))
     assert other.cache.get(seed) is None  # another key never reads these
