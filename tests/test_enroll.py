@@ -104,10 +104,16 @@ def test_enroll_then_replay_finds_the_word_in_held_out_voices(tmp_path):
     report = json.loads((out / "enroll_report.json").read_text())
     assert report["testing"]["voices"]["commands"] > 0 and report["testing"]["speech"]["minutes"] > 0
     # mined from the training readers; thresholds held with no false alarm on any speech
-    assert report["training"]["mined_windows"] > 0
+    assert report["training"]["mined"]["speech_windows"] > 0
     allowed = meta["threshold_selection"]["allowed_false_alarms"]
-    assert allowed["speech"] == allowed["seen speech"] == 0
-    assert report["enroll"]["recordings"] == {WORD: 5} and report["testing"]["recordings"]["commands"] == 1
+    assert allowed["speech"] == allowed["seen speech"] == allowed["speech (bank)"] == 0
+    assert report["enroll"]["recordings"] == {WORD: {"trained": 4, "held_apart": 1}}
+    assert report["testing"]["recordings"]["commands"] == 1
+    # the shipped bank fits the shipped model: real people trained and checked it, no data folder
+    assert report["enroll"]["bank"]["fingerprint"] and report["training"]["mined"]["bank_speech_windows"] > 0
+    testing = report["testing"]
+    assert testing["speech (bank)"]["people"] > 20 and testing["other people (bank)"]["people"] > 100
+    assert report["warnings"] == [] and "warning: no " not in result.stderr
     assert (out / "enroll_report.txt").is_file() and (out / "model_int8.tflite").is_file()
 
     items = [(WORD, *voice) for voice in HELD_OUT] + \
@@ -186,9 +192,15 @@ def test_with_commands_keeps_the_ten_commands_in_the_bundle(tmp_path):
     commands = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
     data = make_dataset(tmp_path / "sc", commands, ["bird", "house"], n_voices=12)
     out = tmp_path / "m"
-    run_kws("enroll", WORD, "--with-commands", "--data", str(data), "--out", str(out), "--engines", "espeak",
-            "--budget", "tiny", "--base", str(BASE), "--cache", str(tmp_path / "cache"), "--no-progress",
-            "--threads", "2", cwd=tmp_path, timeout=900)
+    result = run_kws("enroll", WORD, "--with-commands", "--data", str(data), "--out", str(out), "--engines",
+                     "espeak", "--budget", "tiny", "--base", str(BASE), "--cache", str(tmp_path / "cache"),
+                     "--no-progress", "--threads", "2", "--bank", "none", cwd=tmp_path, timeout=900)
+    # No bank and no --negatives: no running speech checked it; the dataset's few other words
+    # (four in its testing split) are thin. Each is one line naming what to pass.
+    warnings = [line for line in result.stderr.splitlines() if "speech engine" not in line]
+    assert len(warnings) == 2, result.stderr
+    assert warnings[0].startswith("kws: warning: no running speech") and "--negatives DIR" in warnings[0]
+    assert warnings[1].startswith("kws: warning: only 4 clips") and "--data DIR" in warnings[1]
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["labels"] == [SILENCE, UNKNOWN, WORD, *commands]
     assert set(meta["thresholds"]) == {WORD, *commands}
@@ -200,6 +212,12 @@ def test_with_commands_keeps_the_ten_commands_in_the_bundle(tmp_path):
     found = [json.loads(line) for line in replayed.splitlines()]
     heard = {text for d in found for text, start, end in labels if start < d["time"] <= end + 1.0 and d["word"] == text}
     assert WORD in heard and heard & {"stop", "go", "yes", "down"}, (found, labels)
+
+
+def test_a_missing_bank_is_one_line(tmp_path):
+    message = _error(run_kws("enroll", WORD, "--out", str(tmp_path / "m"), "--bank", str(tmp_path / "b.npz"),
+                             check=False))
+    assert message == f"kws: error: {tmp_path / 'b.npz'}: no such enrolment bank"
 
 
 def test_with_commands_refuses_a_command_and_a_missing_folder(tmp_path):

@@ -3,13 +3,17 @@
 Starts from the shipped model's trained layers (transfer learning): the word said by many
 synthetic voices (and your recordings, ``kws record``), against other words, near-words,
 running speech and noise, trains a small head; the bundle it writes works with ``kws listen
---model DIR`` and ``kws replay --model DIR``. Needs the training extras (TensorFlow): the one
-import of ``kws_train`` is inside ``run``, as in ``kws train``.
+--model DIR`` and ``kws replay --model DIR``. Real people come from the enrolment bank kws ships
+(``--bank``; ``kws_train.enroll.bank``), so no data folder is needed; ``--data`` and
+``--negatives`` add more, and the report warns, one line each, where real audio was missing
+or thin. Needs the training extras (TensorFlow): the one import of ``kws_train`` is inside
+``run``, as in ``kws train``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from kws.bundle import check_bundle_target
@@ -37,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of people talking without the word, e.g. LibriSpeech (optional, and "
                              "fewer false alarms: its training split trains, its validation split sets "
                              "thresholds)")
+    parser.add_argument("--bank", metavar="FILE",
+                        help="enrolment bank: real people talking and saying other words, as the base model "
+                             "sees them; trains and checks the spotter with no data folder (default: the one "
+                             "kws ships, where it fits the base model; none: without)")
     parser.add_argument("--engines", metavar="LIST",
                         help="speech engines, comma-separated (default: pico,festival,flite,espeak, "
                              "those installed; `make voices` installs them all)")
@@ -85,9 +93,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if not engines:
             raise KwsError("--engines is empty")
     data, negatives = _folder(args.data), _folder(args.negatives)
+    if args.bank not in (None, "none") and not Path(args.bank).is_file():
+        raise KwsError(f"{args.bank}: no such enrolment bank")
 
     # The one import of the training package here (kws.cli turns its absence into one line).
-    from kws_train.enroll import check_inputs, enroll, format_report, summary_line
+    from kws_train.enroll import BANK, check_inputs, enroll, format_report, summary_line
 
     check_inputs(args.words, args.out, args.recordings, args.with_commands, data)
     if engines is not None:
@@ -105,12 +115,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
                     with_commands=args.with_commands, data=data, negatives=negatives,
                     engines=engines, budget=args.budget, seed=args.seed, cache=args.cache,
                     base=args.base, progress=json_progress() if args.json_progress else not args.no_progress,
-                    threads=args.threads,
-                    tune_epochs=args.tune_epochs)
+                    threads=args.threads, tune_epochs=args.tune_epochs,
+                    bank=None if args.bank == "none" else args.bank or BANK)
     print(format_report(report))
     print(f"kws: {summary_line(report)}")
-    if negatives is None:
-        print("kws: no --negatives: no running speech trained this spotter or set its thresholds; "
-              "a folder of people talking (--negatives DIR) makes fewer false alarms in conversation")
+    for warning in report["warnings"]:
+        print(f"kws: warning: {warning}", file=sys.stderr)
     print(f"kws: try it: kws listen --model {args.out}")
     return 0

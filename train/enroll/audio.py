@@ -1,8 +1,9 @@
-"""One clip made into one training window: placed, sped up or slowed down, cut to a piece.
+"""One clip made into one training window: placed, cut to a piece.
 
-The enrollment's own clip helpers, on top of ``kws_train.augment`` (which perturbs a window once
-it is made). Each draws from the ``rng`` it is given, in a fixed order: the same seed gives the
-same windows, so the same bundle.
+The enrollment's own clip helpers, on top of ``kws_train.augment``, which perturbs a window once
+it is made (speed included: ``kws_train.channels.speed``, at ``enroll.augment``'s levels, is the
+one speed perturbation a positive gets). Each draws from the ``rng`` it is given, in a fixed
+order: the same seed gives the same windows, so the same bundle.
 """
 
 from __future__ import annotations
@@ -21,14 +22,6 @@ def place(word: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray
     return out
 
 
-def speed(wave: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
-    import soxr
-
-    if abs(factor - 1.0) < 1e-3:
-        return wave
-    return soxr.resample(wave, sample_rate, sample_rate / factor).astype(np.float32)
-
-
 def trim(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     """``wave`` without its leading and trailing silence; unchanged if that leaves nothing."""
     out = synth.trim(wave, sample_rate)
@@ -41,9 +34,8 @@ def fit(wave: np.ndarray, length: int) -> np.ndarray:
     return fit_length(np.asarray(wave, np.float32), length)
 
 
-def positive(wave, augmenter, rng, sr, length):
-    """A training window of the word: a little faster or slower, anywhere in the window."""
-    wave = speed(wave, float(rng.uniform(0.88, 1.12)), sr)
+def positive(wave, augmenter, rng, length):
+    """A training window of the word: anywhere in the window, perturbed."""
     return augmenter.waveform(place(wave, length, rng), rng, shift=False)
 
 

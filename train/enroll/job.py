@@ -4,10 +4,15 @@
 ``kws_train.enroll.enroll`` checks the arguments once and builds the ``Job``; every stage reads
 it instead of a long list of positional arguments, so a stage's signature shows what it makes
 (the results of earlier stages), not everything it might read.
+
+Each stage draws from its own generator, ``stage_rng(seed, stage)``: what one stage draws does
+not depend on which stages ran before it, so adding, removing or reordering a stage changes
+only that stage's examples, not every bundle.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +37,8 @@ class Budget:
     speech_commands: int = 3000           # Speech Commands clips of other words
     command_clips: int = 400              # per command with --with-commands
     speech_windows: int = 3000            # one-second windows of negative running speech
+    bank_speech: int = 3000               # the bank's windows of running speech (all mined)
+    bank_words: int = 3000                # the bank's clips of other people's words (all mined)
     partial_fraction: float = 0.5         # head/tail-of-word clips per positive example
     silence_fraction: float = 0.1         # of all examples
     epochs: int = 40                      # of the head alone, on fixed embeddings
@@ -50,7 +57,8 @@ BUDGETS = {
     # Seconds, not minutes: for tests and a first look.
     "tiny": Budget(pitches=(0.88, 1.12), rates=(0.85, 1.15), copies=6, recording_copies=10,
                    other_voices=1, near_voices=3, speech_commands=300, command_clips=60,
-                   speech_windows=300, epochs=15, tune_epochs=3, mined_windows=100, mine_epochs=1,
+                   speech_windows=300, bank_speech=600, bank_words=600, epochs=15, tune_epochs=3,
+                   mined_windows=100, mine_epochs=1,
                    stream_other_words=20, stream_people_words=30,
                    stream_repeats=1),
 }
@@ -75,7 +83,12 @@ class Job:
     missing: dict[str, str]               # "engine voice" -> how to install it, for those not here
     held: dict[str, str]                  # held-apart base voices (voices.held_apart)
     recordings: dict[str, list[tuple[str, np.ndarray]]]  # word -> the user's takes (path, wave)
+    recording_notes: list[str]            # takes skipped (why) or doubtful (voices.read_recordings)
+    bank: Path | None                     # the enrolment bank to use (bank.BANK), None for none
     threads: int                          # TensorFlow's (0: all cores)
+
+    def rng(self, stage: str) -> np.random.Generator:
+        return stage_rng(self.seed, stage)
 
     @property
     def sr(self) -> int:
@@ -96,3 +109,8 @@ class Job:
     @property
     def taken(self) -> set[str]:
         return bundle_words(self.words, self.with_commands)
+
+
+def stage_rng(seed: int, stage: str) -> np.random.Generator:
+    """The generator of one stage of an enrollment: seeded by the seed and the stage's name."""
+    return np.random.default_rng([seed, zlib.crc32(stage.encode())])

@@ -10,6 +10,7 @@ them (``kws enroll`` checks its inputs first).
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,24 +115,45 @@ class Base:
 
 def load_base(job: Job) -> Base:
     """The base bundle's model cut into a backbone, with a new head for ``job.labels``."""
+    return open_base(job.base or job.config.model_path, job.config, len(job.labels), job.seed, job.threads)
+
+
+def open_base(path, config, classes: int, seed: int = 0, threads: int = 0) -> Base:
+    """The bundle at ``path`` cut into a backbone, with a new head of ``classes`` outputs;
+    TensorFlow seeded and deterministic, on ``threads`` threads (0: all cores)."""
     import keras
     import tensorflow as tf
 
-    if job.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(job.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(job.threads)
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     # The same seed gives the same bundle: seeded, and TensorFlow's ops (multi-threaded
     # reductions) made deterministic; without that a threshold moved between runs (0.88, 0.91).
-    keras.utils.set_random_seed(job.seed)
+    keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    bundle = load_bundle(job.base or job.config.model_path, job.config)
+    bundle = load_bundle(path, config)
     if not (bundle.path / "model.keras").is_file():
         raise KwsError(f"{bundle.path}: the base bundle has no model.keras to start from")
     frontend = bundle.frontend()
     base_model = keras.models.load_model(bundle.path / "model.keras", compile=False)
-    frames = frontend.num_frames(job.length)
-    model = build_model(backbone(base_model), frames, frontend.dim, len(job.labels))
+    frames = frontend.num_frames(config.audio.clip_samples)
+    model = build_model(backbone(base_model), frames, frontend.dim, classes)
     return Base(bundle, frontend, model)
+
+
+def fingerprint(base: Base, sample_rate: int) -> str:
+    """What the activations at the last blocks' input depend on, hashed: the weights before
+    them, the front end and the window. Two bases with one fingerprint give every clip the same
+    activations, so an enrolment bank (``kws_train.enroll.bank``) computed with one serves the
+    other; any retraining changes it."""
+    digest = hashlib.sha256()
+    for prefix, _ in base.model.pairs:
+        for weight in prefix.weights:
+            digest.update(np.asarray(weight, np.float32).tobytes())
+    frontend = base.frontend
+    digest.update(np.asarray(frontend.basis, np.float64).tobytes())
+    digest.update(f"{frontend.params.model_dump_json()} {sample_rate} {base.model.full.input_shape}".encode())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -142,16 +164,29 @@ class Features:
     labels: np.ndarray
     embeddings: np.ndarray  # pooled: what the head alone trains on
 
+    def join(self, other: "Features") -> "Features":
+        """Both sets of examples."""
+        return Features([np.concatenate([a, b]) for a, b in zip(self.acts, other.acts)],
+                        np.concatenate([self.labels, other.labels]),
+                        np.concatenate([self.embeddings, other.embeddings]))
+
 
 def embed(base: Base, examples: Examples, augmenter=None, rng=None, bar=None) -> Features:
     """``examples`` through the backbone; with an ``augmenter``, half of them SpecAugmented."""
-    acts = _activations(examples.waves, base.frontend, base.model.prefix, augmenter, rng, bar)
+    acts = activations(examples.waves, base.frontend, base.model.prefix, augmenter, rng, bar)
+    return features(base, acts, examples.labels)
+
+
+def features(base: Base, acts: list[np.ndarray], labels) -> Features:
+    """Activations at the last blocks' input (``acts``, per member) with their pooled embeddings,
+    through the last blocks as they are now."""
     embeddings = base.model.suffix.predict(acts, batch_size=512, verbose=0)
-    return Features(acts, np.array(examples.labels, np.int32), embeddings)
+    return Features(acts, np.asarray(labels, np.int32), embeddings)
 
 
-def _activations(waves, frontend: FrontEnd, prefix, augmenter, rng, bar) -> list[np.ndarray]:
-    """The prefix model's outputs (one array per member) for ``waves``, in batches."""
+def activations(waves, frontend: FrontEnd, prefix, augmenter=None, rng=None, bar=None) -> list[np.ndarray]:
+    """The prefix model's outputs (one array per member) for ``waves``, in batches; with an
+    ``augmenter``, half of them SpecAugmented."""
     frames = frontend.num_frames(len(waves[0]))
     out: list[list[np.ndarray]] = []
     batch = 512

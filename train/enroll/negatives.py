@@ -8,9 +8,8 @@ near-words, Speech Commands and windows of running speech as ``_unknown_``, and 
 ``_silence_``. ``validation_clips`` and ``calibration_clips`` make the clips that score the
 head during training and calibrate the int8 model.
 
-Each function draws from the enrollment's one ``rng``, in a fixed order within it, and the
-orchestration (``kws_train.enroll._enroll``) calls them in a fixed order: the same seed gives
-the same examples.
+Each function draws from its own stage's generator (``Job.rng``), in a fixed order within it:
+the same seed gives the same examples, whatever other stages draw.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from kws.data.negatives import audio_files, negative_files
 from kws.errors import KwsError
 from kws.labels import SILENCE, UNKNOWN
 from kws_train.enroll.audio import fit, partial, place, positive
+from kws_train.enroll.bank import Bank, training_rows
 from kws_train.enroll.job import Job
 from kws_train.enroll.voices import Others, Positives, split_recordings
 from kws_train.enroll.words import COMMANDS
@@ -49,19 +49,22 @@ class Negatives:
     noises: list = field(default_factory=list)  # Speech Commands background noise
     sc_train: list = field(default_factory=list)  # Speech Commands clips of other words
     sc_commands: dict = field(default_factory=dict)  # command -> clips (--with-commands)
-    # split -> (folder, wave) of other words for the validation and testing streams
+    # split -> (folder, source, wave) of other words for the validation and testing streams
     sc_streams: dict = field(default_factory=lambda: {"validation": [], "testing": []})
-    sc_real: list = field(default_factory=list)  # (word, wave): people saying an enrolled word
+    sc_real: list = field(default_factory=list)  # (word, source, wave): people saying an enrolled word
     speech_train: list = field(default_factory=list)  # running speech, training split
     speech_files: dict = field(default_factory=lambda: {"training": [], "validation": [], "testing": []})
+    bank: Bank | None = None  # real people through the base model (kws_train.enroll.bank), for this base
 
 
-def load_negatives(job: Job, rng: np.random.Generator, bar) -> Negatives:
+def load_negatives(job: Job, bank: Bank | None, bar) -> Negatives:
     """Speech Commands (training clips of other words, the commands kept, the held-apart splits
-    for the streams) and running speech (its training split read, the others listed)."""
+    for the streams), running speech (its training split read, the others listed), and the
+    ``bank`` that fits the base model."""
     from kws.data.speech_commands import load_noise
 
-    neg = Negatives(noises=load_noise(job.data, job.sr)[0] if job.data else [])
+    rng = job.rng("loading negatives")
+    neg = Negatives(noises=load_noise(job.data, job.sr)[0] if job.data else [], bank=bank)
     if job.data:
         _speech_commands(job, neg, rng, bar)
     if job.negatives:
@@ -97,25 +100,32 @@ def _speech_commands(job: Job, neg: Negatives, rng: np.random.Generator, bar) ->
                 # a threshold (the enrolled words are left out of the negatives).
                 for w in job.words:
                     ps = audio_files(job.data / w) if (job.data / w).is_dir() else []
-                    neg.sc_real += [(w, wave) for wave in _read_some(ps, 150, rng, job.sr)]
+                    neg.sc_real += [(w, f"speech_commands:{w}/{p.name}", read_audio(p, job.sr))
+                                    for p in _some(ps, 150, rng)]
             folders = sorted(f for f in by_folder if f not in set(job.words))
             n = job.plan.stream_people_words + (len(keep) * job.plan.stream_people_words // 4)
             pool = [(f, p) for f in folders for p in by_folder[f]]
-            neg.sc_streams[split] = [(f, read_audio(p, job.sr))
+            neg.sc_streams[split] = [(f, f"speech_commands:{f}/{p.name}", read_audio(p, job.sr))
                                      for f, p in (pool[j] for j in rng.permutation(len(pool))[:n])]
         bar.advance(0.3 if split == "training" else 0.45 if split == "validation" else 0.6)
 
 
+def _some(paths: list[Path], count: int, rng: np.random.Generator) -> list[Path]:
+    """``count`` of ``paths`` picked at random."""
+    return [paths[i] for i in rng.permutation(len(paths))[:count]]
+
+
 def _read_some(paths: list[Path], count: int, rng: np.random.Generator, sr: int) -> list[np.ndarray]:
     """``count`` of ``paths`` picked at random, read."""
-    return [read_audio(paths[i], sr) for i in rng.permutation(len(paths))[:count]]
+    return [read_audio(p, sr) for p in _some(paths, count, rng)]
 
 
-def training_examples(job: Job, positives: Positives, others: Others, neg: Negatives,
-                      augmenter, rng: np.random.Generator) -> Examples:
+def training_examples(job: Job, positives: Positives, others: Others, neg: Negatives, augmenter) -> Examples:
     """Every training example: the words, the commands kept, then ``_unknown_``, then ``_silence_``
-    (a tenth of all)."""
+    (a tenth of all). The bank's rows are activations already: they join after ``embed``
+    (``bank_training``)."""
     index, length = job.index, job.length
+    rng = job.rng("training examples")
     unknown = index[UNKNOWN]
     examples = Examples()
     for w in job.words:
@@ -143,6 +153,14 @@ def training_examples(job: Job, positives: Positives, others: Others, neg: Negat
     return examples
 
 
+def bank_training(job: Job, bank: Bank) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, label indices)`` of the bank's rows that train: running speech and other
+    people's words as ``_unknown_``, background noise as ``_silence_``."""
+    rows = training_rows(bank, job.taken, job.plan.bank_speech, job.plan.bank_words, job.rng("bank"))
+    silence = np.array(bank.words(rows)) == SILENCE
+    return rows, np.where(silence, job.index[SILENCE], job.index[UNKNOWN]).astype(np.int32)
+
+
 def _add_word(examples: Examples, job: Job, word: str, positives: Positives, augmenter,
               rng: np.random.Generator) -> None:
     """The word's training clips and recordings, augmented."""
@@ -155,10 +173,10 @@ def _add_word(examples: Examples, job: Job, word: str, positives: Positives, aug
     for wave, engine in zip(positives.waves[word]["training"], engines_of):
         copies = max(2, round(job.plan.copies * share / per_engine_clips[engine]))
         for _ in range(copies):
-            examples.add(positive(wave, augmenter, rng, job.sr, job.length), label)
+            examples.add(positive(wave, augmenter, rng, job.length), label)
     for _, wave in split_recordings(job.recordings.get(word, []))[0]:
         for _ in range(job.plan.recording_copies):
-            examples.add(positive(wave, augmenter, rng, job.sr, job.length), label)
+            examples.add(positive(wave, augmenter, rng, job.length), label)
 
 
 def _add_speech_windows(examples: Examples, speech: list[np.ndarray], count: int, label: int,
@@ -173,11 +191,11 @@ def _add_speech_windows(examples: Examples, speech: list[np.ndarray], count: int
         examples.add(augmenter.waveform(fit(f[at:at + length], length), rng), label)
 
 
-def validation_clips(job: Job, positives: Positives, others: Others, augmenter,
-                     rng: np.random.Generator) -> Examples:
+def validation_clips(job: Job, positives: Positives, others: Others, augmenter) -> Examples:
     """The held-apart voices' words, other words and silence, not augmented: the head's
     validation data (recall per label, in the metadata)."""
     index, length = job.index, job.length
+    rng = job.rng("validation clips")
     clips = Examples()
     for w in job.words:
         for wave in positives.waves[w]["validation"]:
@@ -189,10 +207,9 @@ def validation_clips(job: Job, positives: Positives, others: Others, augmenter,
     return clips
 
 
-def calibration_clips(job: Job, positives: Positives, others: Others, augmenter,
-                      rng: np.random.Generator) -> list[np.ndarray]:
+def calibration_clips(job: Job, positives: Positives, others: Others, augmenter) -> list[np.ndarray]:
     """Clips that span what the int8 model will see: training words, silence, other words."""
-    length = job.length
+    length, rng = job.length, job.rng("calibration clips")
     waves = [place(w_, length, rng) for w in job.words for w_ in positives.waves[w]["training"][:60]]
     waves += [augmenter.silence(length, rng) for _ in range(30)]
     waves += [place(read_audio(c.path, job.sr), length, rng) for c in list(others.train)[:150]]

@@ -81,37 +81,89 @@ def engines_used(engines: list[str], voices: list[synth.Voice]) -> tuple[list[st
     return used, missing
 
 
-def read_recordings(folder: str | Path, word: str, single: bool, sample_rate: int) -> list[tuple[str, np.ndarray]]:
-    """The user's takes of ``word``: ``DIR/<word>/*``, files named ``<word>...``, or with one word
-    every audio file in ``DIR``; trimmed of silence. Unreadable or silent files are skipped."""
+def read_recordings(folder: str | Path, word: str, single: bool,
+                    sample_rate: int) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+    """The user's takes of ``word`` (``DIR/<word>/*``, files named ``<word>...``, or with one word
+    every audio file in ``DIR``), trimmed of silence and cut to a second; and a note on each take
+    skipped (unreadable, silent, too short: why) or doubtful (longer than a second, or several
+    bursts of speech where the word has fewer words: not one word said alone)."""
     folder = Path(folder)
     slug = re.sub(r"[^a-z0-9]+", "_", word).strip("_")
     files = audio_files(folder)
     if not single:
         files = [p for p in files if p.parent.name in (slug, word) or p.name.startswith(slug)]
-    out = []
+    out, notes = [], []
     for path in files:
         try:
             wave = read_audio(path, sample_rate)
-        except KwsError:
+        except KwsError as err:
+            notes.append(f"{path}: skipped: {str(err).removeprefix(f'{path}: ')}")
             continue
         if not len(wave) or float(np.max(np.abs(wave))) < 1e-3:
+            notes.append(f"{path}: skipped: silent")
             continue
         wave = trim(wave, sample_rate)
         if len(wave) < sample_rate // 10:
+            notes.append(f"{path}: skipped: under 0.1 s of sound")
             continue
+        if len(wave) > sample_rate:
+            notes.append(f"{path}: {len(wave) / sample_rate:.1f} s of sound, longer than a word said alone: "
+                         "only its first second is used")
+        said = bursts(wave, sample_rate)
+        if said > len(word.split()):
+            notes.append(f"{path}: {said} bursts of speech for {word!r}: several words?")
         out.append((str(path), wave[:sample_rate]))
-    return out
+    return out, notes
 
 
-def user_recordings(folder: str | Path, words: list[str], sample_rate: int) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """word -> the user's takes in ``folder``; a folder without usable audio is an input error,
-    found before any long work."""
-    found = {w: read_recordings(folder, w, len(words) == 1, sample_rate) for w in words}
+def bursts(wave: np.ndarray, sample_rate: int) -> int:
+    """How many stretches of sound ``wave`` holds: 20-ms frames within 25 dB of the loudest,
+    gaps under 0.3 s (a stop consonant, a breath inside a word) bridged, 60 ms or longer."""
+    frame = sample_rate // 50
+    rms = np.sqrt(np.mean(wave[:len(wave) // frame * frame].reshape(-1, frame).astype(np.float64) ** 2, axis=1))
+    if not len(rms) or rms.max() <= 0:
+        return 0
+    loud = rms > rms.max() * 10 ** (-25 / 20)
+    runs, gap, length = 0, 0, 0
+    for on in loud:
+        if on:
+            if length == 0 and (runs == 0 or gap >= 15):  # 15 frames: 0.3 s
+                runs += 1
+            length, gap = length + 1, 0
+        else:
+            gap += 1
+            if gap >= 15:
+                length = 0
+    return runs
+
+
+def user_recordings(folder: str | Path, words: list[str],
+                    sample_rate: int) -> tuple[dict[str, list[tuple[str, np.ndarray]]], list[str]]:
+    """``(word -> the user's takes in folder, notes on the takes)``; a folder without usable audio
+    is an input error, found before any long work, naming why takes were skipped."""
+    found, notes = {}, []
+    for w in words:
+        found[w], said = read_recordings(folder, w, len(words) == 1, sample_rate)
+        notes += said
     if not any(found.values()):
+        why = "; ".join(n.removeprefix(f"{folder}/") for n in notes[:3]) + (" ..." if len(notes) > 3 else "")
         raise KwsError(f"{folder}: no usable recordings (audio files with sound in them"
-                       + ("" if len(words) == 1 else ", in DIR/<word>/ or named <word>...") + ")")
-    return found
+                       + ("" if len(words) == 1 else ", in DIR/<word>/ or named <word>...") + ")"
+                       + (f": {why}" if why else ""))
+    return found, notes
+
+
+def long_takes(job: Job, positives: "Positives") -> list[str]:
+    """A note on each take much longer (1.8 times) than the word as the voices say it (their
+    median): silence left in, or more than the word."""
+    notes = []
+    for w, takes in job.recordings.items():
+        typical = float(np.median([len(x) for s in positives.waves[w].values() for x in s]))
+        for path, wave in takes:
+            if typical and len(wave) > 1.8 * typical and len(wave) < job.sr:  # a second: noted already
+                notes.append(f"{path}: {len(wave) / job.sr:.2f} s, {len(wave) / typical:.1f} times the word "
+                             "as the voices say it: more than the word?")
+    return notes
 
 
 def split_recordings(recs):
