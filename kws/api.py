@@ -173,7 +173,8 @@ class Spotter:
 
     @property
     def scores(self) -> dict[str, float]:
-        """The latest smoothed score of each word (0 before the first full second)."""
+        """The latest smoothed score of each word (before any audio: the lead-in's silence,
+        ``kws.detector``)."""
         smoothed = self.detector.posterior.smoothed
         labels = self.detector.posterior.labels
         return {w: float(smoothed[labels.index(w)]) for w in self.words}

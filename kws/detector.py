@@ -13,6 +13,12 @@ ring and runs the stages::
                    that hop, else the window model over the whole window
     Posterior      smoothing, thresholds, refractory time (``kws.posterior``)
 
+A stream is heard as if it followed silence: before its first sample the stages hear a lead-in
+of digital silence (a window of it, then a smoothing span of hops), so a word in its first
+second is classified from the hops it is in and its score averaged over as many hops as later
+on. Without it the first classification waited for a full window and averaged that one hop
+alone: a word there scored its bare posterior (1.00 where later it fires at its threshold).
+
 ``Detector(source, window, classifier, posterior)`` wires stages it is given (tests wire
 known ones); ``Detector.from_bundle`` builds them from a model bundle and the config. Every
 stage is a public attribute, so the benchmark can time one on its own; setting
@@ -50,6 +56,17 @@ from kws.units import frame_end_seconds, samples_to_seconds, seconds_to_samples
 
 @dataclass(frozen=True)
 class Detection:
+    """A word heard, reported at the hop where its smoothed score reached its threshold.
+
+    ``score`` is that hop's smoothed score of the word (its posterior averaged over the
+    smoothing span, ``kws.posterior``): the value the threshold was compared with, so at least
+    the threshold and, as the average climbs hop by hop, usually just above it. It tells that
+    the word crossed, not how high its score went on to peak: waiting for the peak would delay
+    every detection. How high a score rises is what ``kws.Spotter.scores`` (and the page's bars)
+    show hop by hop; a near miss (``kws.api.NearMiss``) reports its peak. It means the same
+    anywhere in a stream, its first second included (the lead-in of the module docstring).
+    """
+
     # Stream seconds at which the detection fired: the end of the audio consumed so far, samples
     # lost on the way (a full ring buffer) included, so it stays true to the wall clock.
     time: float
@@ -109,7 +126,8 @@ class FeatureWindow:
         self.hop_frames = hop_frames
         self.incremental = frontend.incremental()
         self._rows = np.zeros((2 * frames, frontend.dim), dtype=np.float32)
-        self.count = 0  # frames seen since the start of the stream
+        self.count = 0  # frames seen, the lead-in's included
+        self.lead_in = 0  # frames of silence heard before the stream (``Detector``): time before 0
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Features ``(k, dim)`` of the frames that ``samples`` complete."""
@@ -133,7 +151,7 @@ class FeatureWindow:
     def end_time(self) -> float:
         """Stream seconds at the end of the last frame's samples."""
         fe = self.frontend
-        return frame_end_seconds(self.count - 1, fe.window, fe.hop, fe.sample_rate)
+        return frame_end_seconds(self.count - 1 - self.lead_in, fe.window, fe.hop, fe.sample_rate)
 
 
 class Detector:
@@ -171,6 +189,41 @@ class Detector:
         # Samples the ring dropped, and the stream seconds they add to every later time.
         self._lost_counted = 0
         self._lost_seconds = 0.0
+        self._hear_silence()
+
+    def _hear_silence(self) -> None:
+        """The lead-in (module docstring): silence a hop at a time until the smoother has
+        averaged a full span of it. Whole hops keep the stream's hops where they were without
+        it (``FeatureWindow.append``); what the silence scores never fires."""
+        window = self.window
+        silence = np.zeros(window.hop_frames * window.frontend.hop, np.float32)
+        pushed = heard = 0
+        while heard < self.posterior.smoother.length:
+            for probs, _ in self._hops(window.push(silence)):
+                self.posterior.lead_in(probs)
+                heard += 1
+            pushed += window.hop_frames
+        window.lead_in = pushed
+
+    def _hops(self, frames: np.ndarray) -> Iterator[tuple[np.ndarray, float]]:
+        """Append ``frames`` to the window; for each hop they complete, the classifier's
+        posteriors and the seconds it took."""
+        window, step = self.window, self.step
+        for frame in frames:
+            due = window.append(frame)
+            if step is None:
+                if not due:
+                    continue
+                t0 = _time.perf_counter()
+                probs = self.classifier(window.latest)
+            else:  # every step from the first frame on; a due hop always ends one
+                if window.count % step:
+                    continue
+                t0 = _time.perf_counter()
+                probs = self.classifier(window.latest[-step:])
+                if not due:
+                    continue
+            yield probs, _time.perf_counter() - t0
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, config: Config, input_rate: int | None = None) -> Detector:
@@ -240,28 +293,14 @@ class Detector:
         if timings is not None:
             timings.features.append(_time.perf_counter() - start)
         found = []
-        window, step = self.window, self.step
-        for frame in frames:
-            due = window.append(frame)
-            if step is None:
-                if not due:
-                    continue
-                t0 = _time.perf_counter()
-                probs = self.classifier(window.latest)
-            else:  # every step from the first frame on; a due hop always ends one
-                if window.count % step:
-                    continue
-                t0 = _time.perf_counter()
-                probs = self.classifier(window.latest[-step:])
-                if not due:
-                    continue
+        for probs, took in self._hops(frames):
             t1 = _time.perf_counter()
-            now = window.end_time + self._lost_seconds
+            now = self.window.end_time + self._lost_seconds
             if not np.isfinite(probs).all():
                 raise KwsError(f"the model output NaN or infinite scores at {now:.2f} s")
             fired = self.posterior.update(probs, now)
             if timings is not None:
-                timings.classifier.append(t1 - t0)
+                timings.classifier.append(took)
                 timings.posterior.append(_time.perf_counter() - t1)
             if self.on_hop is not None:
                 self.on_hop(now, self.posterior.smoothed)

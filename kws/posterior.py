@@ -112,12 +112,18 @@ def _threshold_value(text: str, what: str) -> float:
 
 
 class Smoother:
-    """Moving average of the last ``length`` posterior vectors (fewer at the start)."""
+    """Moving average of the last ``length`` posterior vectors (fewer at the start: the
+    detector first feeds it the silence before the stream, ``Posterior.lead_in``, so every
+    hop of a stream is averaged over ``length``)."""
 
     def __init__(self, num_classes: int, length: int):
         self._history = np.zeros((length, num_classes), dtype=np.float64)
         self._sum = np.zeros(num_classes, dtype=np.float64)
         self._count = 0
+
+    @property
+    def length(self) -> int:
+        return len(self._history)
 
     def update(self, probs: np.ndarray) -> np.ndarray:
         """Add one posterior vector; return the current average (a fresh array)."""
@@ -181,8 +187,13 @@ class Posterior:
                    ms_to_hops(smoothing_ms(config, bundle_smoothing_ms), config.detector.hop_ms),
                    ms_to_seconds(post.refractory_ms))
 
+    def lead_in(self, probs: np.ndarray) -> None:
+        """Feed the smoother one hop of the silence heard before the stream; nothing fires."""
+        self.smoothed = self.smoother.update(probs)
+
     def update(self, probs: np.ndarray, time: float) -> tuple[str, float] | None:
-        """Feed one hop; return ``(word, smoothed score)`` if a word fires at ``time``."""
+        """Feed one hop; return ``(word, smoothed score)`` if a word fires at ``time``: the
+        word's score at this hop, the one compared with its threshold (``Detection.score``)."""
         self.smoothed = self.smoother.update(probs)
         best = self.trigger.update(self.smoothed, time)
         return None if best is None else (self.labels[best], float(self.smoothed[best]))

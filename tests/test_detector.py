@@ -121,13 +121,41 @@ def test_stage_timings_and_hop_hook_see_every_hop(setup):
     detector.on_hop = lambda t, smoothed: seen.append((t, smoothed.copy()))
     calls = len(list(chunks(audio, 160)))
     list(replay(detector, chunks(audio, 160)))
-    frames = detector.window.count
-    hops = (frames - 98) // detector.window.hop_frames + 1
-    assert len(seen) == len(detector.timings.classifier) == len(detector.timings.posterior) == hops
+    assert len(seen) == len(detector.timings.classifier) == len(detector.timings.posterior)
     assert len(detector.timings.features) == calls
-    assert seen[0][0] == pytest.approx(1.0, abs=0.02)  # the first full window
+    # Every 20-ms hop of the stream from the first on (the lead-in's silence fills the window
+    # before it), none of the lead-in's: stream time starts at the first sample.
+    times = np.array([t for t, _ in seen])
+    np.testing.assert_allclose(times, 0.02 * np.arange(1, len(times) + 1), atol=1e-9)
+    assert len(audio) / RATE - 0.02 < times[-1] <= len(audio) / RATE
     # The models give logits and the runtime takes the softmax in float: sums are 1 to float precision.
     assert all(abs(s.sum() - 1) < 1e-5 for _, s in seen)
+
+
+def test_a_score_is_the_crossing_hops_anywhere_in_the_stream(setup, spoken):
+    """``Detection.score`` is the word's smoothed score at the hop it fired, the first hop of its
+    run at or above its threshold; in the first second as later. The stream cut 1 s in puts
+    its first word (yes, 1.5-2.0 s) in the cut's first second, where the first hops used to be
+    averaged alone: that word fired at the first full window with its bare posterior (0.99),
+    and at its threshold (0.70) a second later in the stream."""
+    bundle, config, audio = setup
+    cut = round(1.0 * RATE)
+
+    def heard(samples):
+        detector = Detector.from_bundle(bundle, config)
+        times, scores = [], []
+        detector.on_hop = lambda t, smoothed: (times.append(t), scores.append(smoothed))
+        found = list(replay(detector, chunks(samples, 160), pad=True))
+        for d in found:
+            i, word = times.index(d.time), bundle.labels.index(d.word)
+            threshold = detector.thresholds[d.word]
+            assert i > 0 and scores[i - 1][word] < threshold <= scores[i][word] == d.score, (d, i)
+        return found
+
+    whole, first = heard(audio), heard(audio[cut:])
+    assert spoken[1][0][0] == whole[0].word == first[0].word == "yes" and first[0].time < 1.0
+    assert first[0].time + cut / RATE == pytest.approx(whole[0].time, abs=0.05)
+    assert first[0].score == pytest.approx(whole[0].score, abs=0.05)
 
 
 def test_trigger_over_recorded_scores_reproduces_the_detections(setup):

@@ -67,8 +67,8 @@ def measure_hops(bundle: Bundle, config: Config, audio: np.ndarray, hop_ms: floa
     """Per-hop cost of each stage at ``hop_ms``: audio is pushed one hop at a time.
 
     With one hop of audio per ``process`` call, each call is exactly one hop's work: its
-    feature frames, one classifier run, one posterior update. Calls before the first full
-    window (no classification yet) are left out.
+    feature frames, one classifier run, one posterior update. Calls that complete no hop
+    are left out.
     """
     config = with_overrides(config, {"detector.hop_ms": hop_ms})
     detector = Detector.from_bundle(bundle, config)
