@@ -89,6 +89,19 @@ def test_the_wheel_carries_the_repositorys_config_yaml(installed):
     assert Path(path.strip()).read_text() == (ROOT / "config.yaml").read_text()
 
 
+def test_the_wheel_carries_the_page(installed):
+    # kws serve --http serves kws/web/static from the installed package: every tracked file of it.
+    bin_dir, work = installed
+    code = "import kws.web, pathlib; print(pathlib.Path(kws.web.__file__).parent / 'static')"
+    static = Path(run(bin_dir / "python", "-c", code, cwd=work).stdout.strip())
+    assert static.is_relative_to(work.parent / "venv")
+    names = subprocess.run(["git", "ls-files", "-z", "kws/web/static"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    committed = {Path(name).name: (ROOT / name).read_bytes() for name in filter(None, names)}
+    assert "index.html" in committed and "app.js" in committed
+    assert {f.name: f.read_bytes() for f in static.iterdir()} == committed
+
+
 def test_wheel_replays_with_the_shipped_model(installed):
     bin_dir, work = installed
     # The API's model, and the config's detector.model (what `kws listen` and `replay` load).
