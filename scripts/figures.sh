@@ -3,7 +3,10 @@
 # (models/default), writing the reports to runs/figures/. DATA is a Speech Commands root, NEG a
 # folder of real running speech split by speaker (kws.data.negatives; the README says where
 # to get both).
-#   sh scripts/figures.sh DATA NEG
+#   sh scripts/figures.sh DATA NEG [MORE]
+# MORE (optional): a second corpus of running speech with a folder per speaker and a test/ half
+# (speechocean762, ../shared/speech_negatives/README.md); its testing speakers make a stream of
+# an hour or more, enough to say something about false alarms per hour.
 # The README's table of what kws measures quotes docs/results.md, where these reports' figures
 # go; tests/test_readme.py holds each of its figures to docs/results.md and its command to one
 # run here, so update docs/results.md, then the README's table.
@@ -13,6 +16,7 @@
 set -e
 DATA=${1:?usage: sh scripts/figures.sh DATA NEG (a Speech Commands root, a folder of running speech)}
 NEG=${2:?usage: sh scripts/figures.sh DATA NEG (a Speech Commands root, a folder of running speech)}
+MORE=${3:-}
 OUT=runs/figures
 mkdir -p $OUT
 # Clips: the testing list plus the dataset's official _silence_/ clips, and apart the official
@@ -26,6 +30,11 @@ kws eval --data "$DATA" --split testing --int8 --json > $OUT/eval_int8.txt
 # speech of held-out readers, and other words only.
 S=$OUT/streams
 sh scripts/streams.sh "$DATA" "$NEG" testing $S
+if [ -n "$MORE" ]; then
+    [ -f $S/speech_more.wav ] || kws make-stream --negatives "$MORE/test" --split testing \
+        --noise "$DATA/_background_noise_" --seed 3 --out $S/speech_more.wav
+    kws eval-stream --wav $S/speech_more.wav --json > $OUT/speech_more.txt
+fi
 kws eval-stream --wav $S/commands.wav --wav $S/speech.wav --wav $S/other.wav \
     --plot $OUT/tradeoff.png --json > $OUT/streams.txt
 kws eval-stream --wav $S/official.wav --wav $S/official_8k.wav --wav $S/official_room.wav \

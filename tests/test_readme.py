@@ -66,4 +66,7 @@ def test_the_licence_the_readme_names_is_there_and_travels_in_the_wheel():
     text = (ROOT / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^license-files = \["LICENSE"\]', pyproject, re.M)  # dist-info/licenses/LICENSE
+    # dist-info/licenses/: the licence, and the NOTICE naming the data and the teacher the model learnt from
+    assert re.search(r'^license-files = \["LICENSE", "NOTICE"\]', pyproject, re.M)
+    notice = (ROOT / "NOTICE").read_text()
+    assert all(name in notice for name in ("Speech Commands", "LibriSpeech", "speechocean762", "KWT-1"))
