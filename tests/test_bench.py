@@ -133,7 +133,7 @@ def test_bench_peers_without_any_peer_is_one_line(tiny_bundle, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "kws: error: --peers: neither microWakeWord nor openWakeWord is installed: "
-        "pip install 'kws[peers]' (or pip install pymicro-wakeword)"]
+        "pip install -e '.[peers]' (or pip install pymicro-wakeword)"]  # kws installed from this clone
 
 
 def test_live_cpu_ends_when_the_hop_is_not_a_whole_number_of_blocks(tiny_bundle):
