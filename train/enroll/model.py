@@ -125,8 +125,11 @@ def open_base(path, config, classes: int, seed: int = 0, threads: int = 0) -> Ba
     import tensorflow as tf
 
     if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already ran in this process: its thread pools stay as made
+            pass
     # The same seed gives the same bundle: seeded, and TensorFlow's ops (multi-threaded
     # reductions) made deterministic; without that a threshold moved between runs (0.88, 0.91).
     keras.utils.set_random_seed(seed)
