@@ -104,13 +104,14 @@ class Job:
     stage: str = "starting"
     done: float = 0.0
     error: str = ""
+    stages: list = field(default_factory=list)  # every stage the job reported, in order
     lines: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task | None = None  # follows the process's output
 
     def status(self) -> dict:
         return {"word": self.word, "model": self.out.name, "state": self.state, "stage": self.stage,
-                "done": round(self.done, 3), "error": self.error}
+                "done": round(self.done, 3), "error": self.error, "stages": list(self.stages)}
 
 
 class Enrolments:
@@ -175,6 +176,8 @@ class Enrolments:
                 step = _progress(line)
                 if step is not None:
                     job.stage, job.done = step
+                    if job.stage not in job.stages[-1:]:
+                        job.stages.append(job.stage)
                 elif line:
                     job.lines.append(line)
 
