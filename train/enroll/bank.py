@@ -29,8 +29,9 @@ A bank belongs to one backbone: ``meta["fingerprint"]`` is ``model.fingerprint``
 was computed with, and an enrolment on another base leaves it out with one line saying how to
 make one. The default model's recipe (``train/recipes/rounds.sh``) ends by regenerating it:
 
-    python -m kws_train.enroll.make_bank --speech ../shared/speech_negatives/librispeech \\
-        ~/.cache/kws-negatives/speechocean762 --words ../shared/speech_commands
+    python -m kws_train.enroll.make_bank --speech NEG/librispeech MORE --words DATA
+
+(DATA a Speech Commands root, NEG and MORE folders of running speech, as rounds.sh names them)
 
 (``make_bank``: ``--base``, the bundle, default the config's model; ``--out``, default the
 shipped file; ``--megabytes``, about its size, 5). ``build`` draws a fixed share of rows for
