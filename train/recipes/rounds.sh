@@ -11,7 +11,9 @@
 #   6. for models/default, the enrolment bank of its backbone (kws_train.enroll.make_bank)
 #   sh train/recipes/rounds.sh NAME [DATA] [NEGATIVES] [OUT] [MORE]
 # NAME: distill (models/default: the speakers model taught by KWT-1; run speakers first, it
-# starts from runs/bundles/speakers2), speakers (the previous default), quiet, quiet-stream.
+# starts from runs/bundles/speakers2; TEACHERS, a folder with kwt1/kwt1.tflite and its
+# labels.txt, as ../shared/teachers is laid out), speakers (the previous default), quiet,
+# quiet-stream. DATA: a Speech Commands root; NEG: a folder of running speech.
 # MORE (default ~/.cache/kws-negatives/speechocean762, built by
 # ../shared/speech_negatives/build_speechocean762.sh): a second corpus of running speech with a
 # folder per speaker and train/ and test/ halves; its train half is mined, the validation
@@ -20,13 +22,19 @@
 # runs/bundles/NAME1 or NAME2 to redo one). SEED, when set, overrides the recipe's train.seed.
 # OUT (default models/default) is replaced by the result.
 set -e
-NAME=$1
-DATA=${2:-../shared/speech_commands}
-NEG=${3:-../shared/speech_negatives}
+USAGE="usage: sh train/recipes/rounds.sh NAME DATA NEG [OUT] [MORE]"
+NAME=${1:?$USAGE}
+DATA=${2:?$USAGE}
+NEG=${3:?$USAGE}
 OUT=${4:-models/default}
 MORE=${5:-${XDG_CACHE_HOME:-$HOME/.cache}/kws-negatives/speechocean762}
 R=train/recipes V=runs/streams/validation T=runs/streams/training
 [ -f $R/$NAME.yaml ] && [ -f $R/$NAME-mined.yaml ] || { echo "no recipe $R/$NAME.yaml + $NAME-mined.yaml" >&2; exit 2; }
+# The recipes name their inputs as runs/inputs/*, links to this command's arguments.
+mkdir -p runs/inputs
+ln -sfn "$(realpath "$NEG")" runs/inputs/negatives
+[ ! -d "$MORE" ] || ln -sfn "$(realpath "$MORE")" runs/inputs/more
+[ -z "$TEACHERS" ] || ln -sfn "$(realpath "$TEACHERS")" runs/inputs/teachers
 sh scripts/streams.sh "$DATA" "$NEG" validation $V
 sh scripts/streams.sh "$DATA" "$NEG" training $T
 MINE_MORE= SPEECH_MORE=
@@ -52,4 +60,4 @@ rm -rf "$OUT.new" && cp -r runs/bundles/${NAME}2 "$OUT.new"
 python -m kws_train.thresholds --errors 1 --keep-hits 0.9 --config $R/decide.yaml --model "$OUT.new" \
     --wav $V/commands.wav --wav $V/official.wav --wav $V/speech.wav --wav $V/other.wav $SPEECH_MORE
 rm -rf "$OUT" && mv "$OUT.new" "$OUT"
-[ "$OUT" != models/default ] || python -m kws_train.enroll.make_bank --base "$OUT" --speech "$NEG/librispeech" "$MORE" --words "$DATA"  # 6. the enrolment bank of this backbone (train/enroll/bank.npz)
+[ "$OUT" != models/default ] || python -m kws_train.enroll.make_bank --base "$OUT" --speech "$NEG" "$MORE" --words "$DATA"  # 6. the enrolment bank of this backbone (train/enroll/bank.npz)
