@@ -7,7 +7,7 @@ chosen by what ``train.teacher`` names:
 * a kws bundle (a folder with ``metadata.json``): its float LiteRT model on the features;
 * a ``.tflite`` file with ``labels.txt`` beside it: a foreign LiteRT model that takes one
   second of raw 16-kHz audio (``float32 [1, samples]``) with its own front end inside and
-  outputs logits, such as KWT-1 (``../shared/teachers/kwt1``);
+  outputs logits, such as KWT-1 (Berg et al. 2021, Apache-2.0; ``NOTICE``);
 * a ``.pb`` file with ``labels.txt`` beside it: a TensorFlow 1 frozen graph fed the bytes of a
   16-bit WAV file (``wav_data:0`` -> ``labels_softmax:0``), such as the "Hello Edge" models.
   TensorFlow is a training dependency, so this kind never reaches the runtime.

@@ -12,10 +12,10 @@
 #   sh train/recipes/rounds.sh NAME [DATA] [NEGATIVES] [OUT] [MORE]
 # NAME: distill (models/default: the speakers model taught by KWT-1; run speakers first, it
 # starts from runs/bundles/speakers2; TEACHERS, a folder with kwt1/kwt1.tflite and its
-# labels.txt, as ../shared/teachers is laid out), speakers (the previous default), quiet,
+# labels.txt), speakers (the previous default), quiet,
 # quiet-stream. DATA: a Speech Commands root; NEG: a folder of running speech.
 # MORE (default ~/.cache/kws-negatives/speechocean762, built by
-# ../shared/speech_negatives/build_speechocean762.sh): a second corpus of running speech with a
+# build_speechocean762.sh, train/README.md): a second corpus of running speech with a
 # folder per speaker and train/ and test/ halves; its train half is mined, the validation
 # speakers of its test half join the threshold streams (skipped where it is missing). Each step
 # resumes: after a stop, run the same command again; finished steps are kept (delete
