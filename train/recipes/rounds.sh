@@ -9,7 +9,7 @@
 #      keeping 90% of the word's hits, with the posterior smoothing of decide.yaml, which the
 #      bundle keeps with them
 #   6. for models/default, the enrolment bank of its backbone (kws_train.enroll.make_bank)
-#   sh train/recipes/rounds.sh NAME [DATA] [NEGATIVES] [OUT] [MORE]
+#   [TEACHERS=DIR] sh train/recipes/rounds.sh NAME DATA NEG [OUT] [MORE]
 # NAME: distill (models/default: the speakers model taught by KWT-1; run speakers first, it
 # starts from runs/bundles/speakers2; TEACHERS, a folder with kwt1/kwt1.tflite and its
 # labels.txt), speakers (the previous default), quiet,
